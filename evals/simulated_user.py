@@ -1,0 +1,32 @@
+"""A simulated speaker: words at a speaking rate as partial updates, then the final update."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.events import TranscriptUpdate
+from agent.ledger import SPEECH_END, SPEECH_START, TurnLedger
+
+
+@dataclass(frozen=True)
+class SimulatedUser:
+    wpm: float = 150.0
+    endpoint_delay_s: float = 0.5  # silence before the endpoint fires (VAD silence duration)
+    words_per_update: int = 1
+
+    async def speak(self, text: str, push: Callable[[TranscriptUpdate], None],
+                    ledger: TurnLedger | None = None) -> None:
+        words = text.split()
+        per_word = 60.0 / self.wpm
+        if ledger is not None:
+            ledger.mark(SPEECH_START)
+        for i in range(len(words)):
+            await asyncio.sleep(per_word)
+            if (i + 1) % self.words_per_update == 0 and i + 1 < len(words):
+                push(TranscriptUpdate(" ".join(words[: i + 1])))
+        if ledger is not None:
+            ledger.mark(SPEECH_END)
+        await asyncio.sleep(self.endpoint_delay_s)
+        push(TranscriptUpdate(" ".join(words), final=True))
