@@ -80,16 +80,23 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._start + self._vselector.advance
 
 
+async def _settle(tasks: list[asyncio.Task[Any]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def run_virtual(coro: Coroutine[Any, Any, T], start: float = 0.0) -> T:
     """Run `coro` to completion on a fresh virtual-time loop; fails if any task is left behind."""
     loop = VirtualTimeLoop(start)
     try:
         result = loop.run_until_complete(coro)
+        # asyncio finalizes abandoned async generators (httpx's, on an error path) in tasks of its own
+        gc_finalizers = [t for t in asyncio.all_tasks(loop) if "async_generator_" in repr(t.get_coro())]
+        loop.run_until_complete(_settle(gc_finalizers))
         leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
         if leftover:
             for task in leftover:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(_settle(leftover))
             raise RuntimeError(f"{len(leftover)} task(s) outlived the run: {leftover}")
         loop.run_until_complete(loop.shutdown_asyncgens())
         return result

@@ -1,7 +1,9 @@
 """A streaming client for OpenAI-compatible chat completion servers (vLLM first).
 
-Interrupting a generation is cancelling the task that iterates `stream()`: leaving the `async with`
-closes the HTTP response, and vLLM aborts a request whose client went away. The trace of the current
+Interrupting a generation is cancelling the task that awaits `generate()`: leaving the `async with`
+closes the HTTP response, and vLLM aborts a request whose client went away. Text is handed to a
+callback rather than yielded, so a cancel unwinds every frame at once and leaves no half-iterated
+async generator behind for the garbage collector to finalize. The trace of the current
 turn is the final assistant message; with `continue_final_message` vLLM continues it in place, so a
 restart after an injection re-uses the prefix cache instead of re-reading the whole trace.
 """
@@ -9,7 +11,7 @@ restart after an injection re-uses the prefix cache instead of re-reading the wh
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -35,7 +37,7 @@ class Generation:
 
 
 class LLM(Protocol):
-    def stream(self, gen: Generation) -> AsyncIterator[str]: ...
+    async def generate(self, gen: Generation, on_text: Callable[[str], None]) -> None: ...
 
     async def complete(self, messages: list[dict[str, str]], max_tokens: int = 128) -> str: ...
 
@@ -92,22 +94,22 @@ class OpenAICompatibleLLM:
             ]
         return body
 
-    async def stream(self, gen: Generation) -> AsyncIterator[str]:
-        """Yield text deltas; raise LLMError on any failure before or during the stream."""
+    async def generate(self, gen: Generation, on_text: Callable[[str], None]) -> None:
+        """Stream one generation into `on_text`; raise LLMError on any failure before or during it."""
         try:
             async with self._http.stream("POST", "/chat/completions", json=self._body(gen)) as response:
                 if response.status_code != 200:
                     detail = (await response.aread())[:300].decode(errors="replace")
                     raise LLMError(f"LLM server answered {response.status_code}: {detail}")
+                # Read to the end rather than returning at [DONE]: leaving the loop early would strand
+                # httpx's chain of async generators for the garbage collector to close.
                 async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
+                    data = line[5:].strip() if line.startswith("data:") else "[DONE]"
                     if data == "[DONE]":
-                        return
+                        continue
                     text = _delta_text(data)
                     if text:
-                        yield text
+                        on_text(text)
         except httpx.HTTPError as e:
             raise LLMError(f"LLM request failed: {type(e).__name__}: {e}") from e
 

@@ -253,6 +253,9 @@ class ActionParser:
             self._accept(len(closer))
         else:
             body, _ = _split_keep_prefix(self._pending, closer)
+            amp = body.rfind("&")
+            if amp >= 0 and any(e.startswith(body[amp:]) and e != body[amp:] for e in ("&lt;", "&amp;")):
+                body = body[:amp]  # an escape split across chunks: wait for the rest of it
             self._accept(len(body))
         self._body.append(body)
         if self.state == "think" and body:

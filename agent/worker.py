@@ -264,8 +264,10 @@ class Turn:
         if not self._want_gen or self._gen_task is not None or self._fallback_due:
             return False
         if self.config.mode == "sequential":
+            # The baseline blocks on every committed call; a held revision waits for the model's next
+            # commit point instead, so it must not block the model.
             assert self.graph is not None
-            return self.final and not self.graph.outstanding()
+            return self.final and not any(c.released for c in self.graph.outstanding())
         return True
 
     # -- user updates ---------------------------------------------------------------------------------
@@ -318,12 +320,11 @@ class Turn:
 
     async def _generate(self, gen_id: int, gen: Generation) -> None:
         try:
-            async for text in self.session.llm.stream(gen):
-                await self._inbox.put(_Chunk(gen_id, text))
+            await self.session.llm.generate(gen, lambda text: self._inbox.put_nowait(_Chunk(gen_id, text)))
         except LLMError as e:
-            await self._inbox.put(_GenEnd(gen_id, str(e)))
+            self._inbox.put_nowait(_GenEnd(gen_id, str(e)))
             return
-        await self._inbox.put(_GenEnd(gen_id, None))
+        self._inbox.put_nowait(_GenEnd(gen_id, None))
 
     def _stop_generation(self, keep: Literal["think", "boundary", "all"]) -> int | None:
         """End the running generation and move what it wrote into the trace.
@@ -431,6 +432,7 @@ class Turn:
                     self.graph.commit()
                 if self.config.mode == "sequential":
                     self._stop_generation(keep="boundary")
+                    self._want_gen = True  # once the call is done (see _should_generate)
                 for call in cascaded:
                     self._inject(ToolCancelled(call.id))
             case Remove(call_id):

@@ -46,6 +46,7 @@ class Reply:
 class Recorded:
     body: dict[str, Any]
     started: float
+    ended: float | None = None
     chunks_sent: int = 0
     aborted: bool = False
     finished: bool = False
@@ -94,8 +95,15 @@ class ScriptedLLM:
             raw += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        rec = Recorded(json.loads(raw or b"{}"), asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        rec = Recorded(json.loads(raw or b"{}"), loop.time())
         self.requests.append(rec)
+        try:
+            await self._respond(rec, receive, send)
+        finally:
+            rec.ended = loop.time()
+
+    async def _respond(self, rec: Recorded, receive: Receive, send: Send) -> None:
         reply = self._next(rec)
         if reply.status != 200:
             await _json(send, reply.status, {"error": {"message": str(reply.text)}})
@@ -124,10 +132,10 @@ class ScriptedLLM:
                         "headers": [(b"content-type", b"text/event-stream")]})
             for i, chunk in enumerate(reply.chunks()):
                 delay = reply.first_token_s if i == 0 else reply.chunk_s
-                if delay:
-                    await asyncio.sleep(delay)
-                else:
-                    await asyncio.sleep(0)
+                try:  # wait for the chunk's time, or notice the client leaving during it
+                    await asyncio.wait_for(gone.wait(), delay)
+                except TimeoutError:
+                    pass
                 if gone.is_set():
                     rec.aborted = True
                     return
@@ -197,7 +205,8 @@ class ASGIStreamTransport(httpx.AsyncBaseTransport):
 
         async def send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                started.set_result((message["status"], message.get("headers", [])))
+                if not started.done():
+                    started.set_result((message["status"], message.get("headers", [])))
             elif message["type"] == "http.response.body" and not closed.is_set():
                 if message.get("body"):
                     queue.put_nowait(message["body"])
@@ -221,6 +230,12 @@ class ASGIStreamTransport(httpx.AsyncBaseTransport):
                 queue.put_nowait(None)
 
         task = asyncio.create_task(run())
-        status, headers = await started
+        try:
+            status, headers = await started
+        except BaseException:  # cancelled before the response began: the client is gone
+            closed.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
         return httpx.Response(status, headers=headers, stream=_BodyStream(queue, closed, task),
                               request=request)
