@@ -1,6 +1,7 @@
 """The worker on the scripted LLM and virtual time: interruption, injection, speculation, errors."""
 
 import asyncio
+import itertools
 import json
 
 from pydantic import BaseModel
@@ -170,7 +171,7 @@ def test_sequential_never_overlaps_anything():
     spans = [(v["started"], v["completed"]) for v in tools.values()]
     spans += [(r.started, r.ended) for r in h.requests]
     spans.sort()
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # every span starts after the previous one ended
     assert done.ledger["derived"]["restarts"] == 0  # nothing was ever interrupted
 
