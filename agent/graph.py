@@ -66,8 +66,11 @@ class ToolGraph:
         """Calls whose result is still to come."""
         return [c for c in self.calls.values() if c.state not in TERMINAL]
 
-    def issue(self, action: ToolCall, *, speculative: bool) -> tuple[Call, list[Call]]:
-        """Add a call, or revise the call with the same id. Returns it and the calls cancelled by it."""
+    def issue(self, action: ToolCall, *, speculative: bool, commit: bool = False) -> tuple[Call, list[Call]]:
+        """Add a call, or revise the call with the same id. Returns it and the calls cancelled by it.
+
+        `commit` marks the call as the commit point itself (a new id after the final update).
+        """
         cancelled: list[Call] = []
         old = self.calls.get(action.id)
         if old is not None and old.state != CallState.CANCELLED:
@@ -85,7 +88,10 @@ class ToolGraph:
         )
         self.calls[call.id] = call
         self._on_event(call, "revised" if old is not None else "issued")
-        self._advance(call)
+        if commit:
+            self.commit()
+        else:
+            self._advance(call)
         return call, [c for c in cancelled if c is not old]
 
     def remove(self, call_id: int) -> list[Call]:

@@ -23,6 +23,16 @@ Backend = Literal["vllm", "openai"]
 class LLMError(Exception):
     """The LLM server could not be reached or answered with an error."""
 
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _status_error(status: int, detail: str) -> LLMError:
+    # A request the server rejects (context too long, bad parameters) fails the same way again.
+    retryable = status >= 500 or status in (408, 429)
+    return LLMError(f"LLM server answered {status}: {detail}", retryable=retryable)
+
 
 @dataclass(frozen=True, slots=True)
 class Generation:
@@ -100,7 +110,7 @@ class OpenAICompatibleLLM:
             async with self._http.stream("POST", "/chat/completions", json=self._body(gen)) as response:
                 if response.status_code != 200:
                     detail = (await response.aread())[:300].decode(errors="replace")
-                    raise LLMError(f"LLM server answered {response.status_code}: {detail}")
+                    raise _status_error(response.status_code, detail)
                 # Read to the end rather than returning at [DONE]: leaving the loop early would strand
                 # httpx's chain of async generators for the garbage collector to close.
                 async for line in response.aiter_lines():
@@ -121,7 +131,7 @@ class OpenAICompatibleLLM:
         except httpx.HTTPError as e:
             raise LLMError(f"LLM request failed: {type(e).__name__}: {e}") from e
         if response.status_code != 200:
-            raise LLMError(f"LLM server answered {response.status_code}: {response.text[:300]}")
+            raise _status_error(response.status_code, response.text[:300])
         try:
             return str(response.json()["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError, ValueError) as e:

@@ -23,6 +23,7 @@ _REF = r'"\$[1-9][0-9]{0,2}(\.[A-Za-z_][A-Za-z0-9_]{0,30})?"'
 _STRING = '"[^"\\\\<\\n]{0,' + str(STRING_MAX) + '}"'
 _INTEGER = r"-?[0-9]{1,9}"
 _NUMBER = r"-?[0-9]{1,9}(\.[0-9]{1,6})?"
+_ANSWER = rf"<answer>[^<\s][^<]{{0,{ANSWER_MAX - 1}}}</answer>"  # starts with a word, not blank space
 
 PROTOCOL = """\
 You are a voice assistant. You hear the user while they are still speaking and you can use tools.
@@ -35,11 +36,11 @@ The conversation is a trace of tagged blocks. You receive:
 <error>message</error>  your last step broke a rule; fix it
 </think_interrupted>  new information arrived while you were thinking
 
-Each of your steps is <think>short reasoning</think> followed by exactly one action:
-<tool_call>{"id": 1, "name": "tool_name", "arguments": {...}}</tool_call>  call a tool
-<tool_call>REMOVE 1</tool_call>  withdraw call 1 (its dependants are withdrawn too)
-<pause/>  wait for more words or for tool results
-<answer>what you say to the user</answer>  reply, in one or two short spoken sentences
+Each of your steps is a <think>...</think> block with your short reasoning, then exactly one action:
+<tool_call>{"id": 1, "name": ..., "arguments": {...}}</tool_call> calls a tool.
+<tool_call>REMOVE 1</tool_call> withdraws call 1 (and the calls that use its result).
+<pause/> waits for more words or for tool results.
+<answer>...</answer> speaks to the user: one or two short sentences built from the tool results.
 
 Rules:
 - Give calls ids 1, 2, 3, ... in order. Repeat an id to change that call. An argument may be "$N" to use
@@ -50,14 +51,14 @@ Rules:
 """
 
 
-def system_prompt(tools: Iterable[Tool], extra: str = "") -> str:
+def system_prompt(tools: Iterable[Tool], example: str = "") -> str:
     lines = [PROTOCOL, "Tools:"]
     for t in tools:
         schema = t.schema()
         kind = "read-only" if t.safe else "changes state"
         lines.append(f"- {t.name} ({kind}): {t.description} Arguments: {json.dumps(schema['parameters'])}")
-    if extra:
-        lines += ["", extra]
+    if example:
+        lines += ["", "Example of one turn:", example.strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -100,11 +101,15 @@ def arguments_regex(t: Tool) -> str:
     return r"\{" + "".join(parts) + r"\}"
 
 
+def answer_regex() -> str:
+    """A step that can only answer: used once the turn's step budget is spent."""
+    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n{_ANSWER}\n"
+
+
 def action_regex(tools: Iterable[Tool]) -> str:
     calls = "|".join(
         rf'\{{"id": {_CALL_ID}, "name": {re.escape(json.dumps(t.name))}, "arguments": {arguments_regex(t)}\}}'
         for t in tools
     )
     tool_call = rf"<tool_call>({calls}|REMOVE {_CALL_ID})</tool_call>"
-    answer = rf"<answer>[^<]{{1,{ANSWER_MAX}}}</answer>"
-    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n({tool_call}|<pause/>|{answer})\n"
+    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n({tool_call}|<pause/>|{_ANSWER})\n"

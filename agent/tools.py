@@ -71,6 +71,7 @@ class Catalog:
     name: str
     tools: tuple[Tool, ...]
     new_state: Callable[[], Any] = field(default=lambda: None)
+    example: str = ""  # a worked trace shown in the system prompt (small models follow examples best)
 
 
 def load_catalog(spec: str) -> Catalog:

@@ -30,7 +30,7 @@ from agent.events import (
 from agent.graph import Call, ToolGraph
 from agent.ledger import ANSWER_START, FINAL, FIRST_TOKEN, LLM_REQUEST, PARTIAL, TOOL, TURN_END, TurnLedger
 from agent.llm import LLM, Generation, LLMError
-from agent.prompt import action_regex, system_prompt
+from agent.prompt import action_regex, answer_regex, system_prompt
 from agent.protocol import (
     INTERRUPTED,
     SEP,
@@ -65,6 +65,8 @@ class AgentConfig:
     max_llm_retries: int = 2
     retry_backoff_s: float = 0.25
     max_step_tokens: int = 256
+    max_steps_after_final: int = 6  # then the model may only answer (constrained) or falls back
+    max_calls: int = 16  # tool calls per turn, revisions included
     history_chars: int = 6000
     fallback_text: str = "Sorry, I could not work that out. Could you say it again?"
     unavailable_text: str = "Sorry, I cannot think right now. Please try again in a moment."
@@ -88,6 +90,7 @@ class _Chunk:
 class _GenEnd:
     gen: int
     error: str | None
+    retryable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +156,10 @@ class Turn:
         self.config = session.config
         self.ledger = TurnLedger(turn_id, session.clock)
         tools = list(session.toolbox.tools.values())
-        self._system = system_prompt(tools)
+        self._system = system_prompt(tools, session.toolbox.catalog.example)
         self._regex = action_regex(tools) if self.config.constrained else None
+        self._steps_after_final = 0
+        self._calls_issued = 0
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
         # Display events (TraceEvent) are dropped when a consumer falls this far behind.
         self._events: asyncio.Queue[AgentEvent | None] = asyncio.Queue()
@@ -180,6 +185,7 @@ class Turn:
         self._held_for: str | None = None  # the heard text a pre-final answer was based on
         self._held_complete = False
         self._fallback_due = False
+        self._last_error: str | None = None
         self._outcome: tuple[TurnStatus, str, str | None] | None = None
         self.answer = ""
 
@@ -245,8 +251,8 @@ class Turn:
                 self._on_user(update)
             case _Chunk(gen, text) if gen == self._gen_id and self._gen_task is not None:
                 self._on_chunk(text)
-            case _GenEnd(gen, error) if gen == self._gen_id and self._gen_task is not None:
-                self._on_generation_end(error)
+            case _GenEnd(gen, error, retryable) if gen == self._gen_id and self._gen_task is not None:
+                self._on_generation_end(error, retryable)
             case _ToolDone(call):
                 self._on_tool_done(call)
             case _Retry():
@@ -254,7 +260,8 @@ class Turn:
             case _FallbackDone(text, error):
                 if text:
                     self._emit_answer(text)
-                    self._outcome = (TurnStatus.FALLBACK, text, "the model did not follow the protocol")
+                    error = self._last_error or "the model did not follow the protocol"
+                    self._outcome = (TurnStatus.FALLBACK, text, error)
                 else:
                     self._fail(error or "fallback failed")
             case _Cancel():
@@ -313,8 +320,17 @@ class Turn:
         self._parser = ActionParser()
         self._chunk_ends = []
         self._step_action = None
+        regex = self._regex
+        if self.final:
+            self._steps_after_final += 1
+            if self._steps_after_final > self.config.max_steps_after_final:
+                if regex is None:  # nothing can force an answer: give up on the protocol
+                    self._fallback_due = True
+                    self._start_fallback()
+                    return
+                regex = answer_regex()
         prefix = self.session.history_text() + "".join(self.trace)
-        gen = Generation(self._system, [], prefix, self._regex, self.config.max_step_tokens)
+        gen = Generation(self._system, [], prefix, regex, self.config.max_step_tokens)
         self.ledger.mark(LLM_REQUEST, gen=self._gen_id, prefix_chars=len(prefix))
         self._gen_task = self._tg.create_task(self._generate(self._gen_id, gen))
 
@@ -322,7 +338,7 @@ class Turn:
         try:
             await self.session.llm.generate(gen, lambda text: self._inbox.put_nowait(_Chunk(gen_id, text)))
         except LLMError as e:
-            self._inbox.put_nowait(_GenEnd(gen_id, str(e)))
+            self._inbox.put_nowait(_GenEnd(gen_id, str(e), e.retryable))
             return
         self._inbox.put_nowait(_GenEnd(gen_id, None))
 
@@ -378,12 +394,17 @@ class Turn:
                 case ParseError(message):
                     self._protocol_error(message)
 
-    def _on_generation_end(self, error: str | None) -> None:
+    def _on_generation_end(self, error: str | None, retryable: bool = True) -> None:
         if error is not None:
             self._stop_generation(keep="boundary")
             self._llm_failures += 1
             self.ledger.mark("llm_error", error=error[:200])
-            if self._llm_failures > self.config.max_llm_retries:
+            if not retryable and not self._fallback_due:
+                self._fallback_due = True  # e.g. the trace outgrew the context: a plain answer may still fit
+                self._last_error = error
+                if self.final:
+                    self._start_fallback()
+            elif self._llm_failures > self.config.max_llm_retries:
                 self._fail(error)
             else:
                 self._later(self.config.retry_backoff_s * 2 ** (self._llm_failures - 1), _Retry())
@@ -426,10 +447,12 @@ class Turn:
                 if problem:
                     self._protocol_error(problem)
                     return
+                if self._calls_issued >= self.config.max_calls:
+                    self._protocol_error(f"no more than {self.config.max_calls} tool calls in a turn: answer now")
+                    return
+                self._calls_issued += 1
                 new_id = action.id > self.graph.max_id
-                _, cascaded = self.graph.issue(action, speculative=not self.final)
-                if self.final and new_id:
-                    self.graph.commit()
+                _, cascaded = self.graph.issue(action, speculative=not self.final, commit=self.final and new_id)
                 if self.config.mode == "sequential":
                     self._stop_generation(keep="boundary")
                     self._want_gen = True  # once the call is done (see _should_generate)

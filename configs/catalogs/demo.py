@@ -128,8 +128,34 @@ async def set_timer(args: TimerArgs, ctx: ToolContext) -> dict[str, Any]:
     return {"started": True, "id": timer["id"], "minutes": args.minutes}
 
 
+def _example() -> str:
+    from agent.protocol import Answer, FinalUpdate, PartialUpdate, Pause, Think, ToolCall, ToolResult, format_element
+
+    return "".join(format_element(e) for e in (
+        PartialUpdate("what's the weather"),
+        Think("weather, but no city yet"),
+        Pause(),
+        PartialUpdate("in Rome and text"),
+        Think("look up Rome now"),
+        ToolCall(1, "get_weather", {"city": "Rome"}),
+        PartialUpdate("Anna that I'm late"),
+        Think("find Anna, then text her"),
+        ToolCall(2, "lookup_contact", {"name": "Anna"}),
+        ToolCall(3, "send_message", {"to": "$2.phone", "text": "I'm late"}),
+        ToolResult(1, {"city": "Rome", "temperature_c": 20, "conditions": "sunny"}),
+        FinalUpdate("what's the weather in Rome and text Anna that I'm late"),
+        Think("wait for the message to go out"),
+        Pause(),
+        ToolResult(2, {"name": "Anna Rossi", "phone": "+39 06 5550 1234"}),
+        ToolResult(3, {"sent": True, "id": 7}),
+        Think("all done"),
+        Answer("It is 20 degrees and sunny in Rome, and I told Anna you are late."),
+    ))
+
+
 CATALOG = Catalog(
     name="demo",
     tools=(lookup_contact, get_weather, read_calendar, send_message, create_event, set_timer),
     new_state=DemoState,
+    example=_example(),
 )

@@ -1,0 +1,100 @@
+"""The one settings tree. Sources, strongest first: explicit values, `SPECVOICE_*` environment
+variables (nested with `__`, e.g. `SPECVOICE_LLM__BASE_URL`), a TOML file, the defaults below."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from agent.worker import AgentConfig, Mode
+
+PRESETS = Path(__file__).parent / "presets"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "specvoice"
+
+
+class LLMSettings(BaseModel):
+    base_url: str | None = Field(default=None, description="an OpenAI-compatible server; unset = the embedded vLLM")
+    model: str = "smollm2-135m-instruct"
+    api_key: str | None = None
+    backend: Literal["vllm", "openai"] = Field(
+        default="vllm", description="vllm: continue the assistant message and constrain decoding; openai: neither"
+    )
+    temperature: float = 0.0
+    timeout_s: float = 30.0
+
+
+class EmbeddedLLMSettings(BaseModel):
+    home: Path = Field(default_factory=default_home, description="the vLLM environment and converted model")
+    host: str = "127.0.0.1"
+    port: int = 8011
+    max_model_len: int = 4096
+    kv_cache_gib: int = 1
+    startup_timeout_s: float = 600.0
+
+
+class AgentSettings(BaseModel):
+    mode: Mode = "speculative"
+    catalog: str = "configs.catalogs.demo"
+    constrained: bool = True
+    max_protocol_errors: int = 3
+    max_llm_retries: int = 2
+    max_step_tokens: int = 256
+    history_chars: int = 6000
+    tool_timeout_s: float = 10.0
+    tool_latency_s: tuple[float, float] = (0.5, 1.0)
+
+    def config(self) -> AgentConfig:
+        return AgentConfig(
+            mode=self.mode,
+            constrained=self.constrained,
+            max_protocol_errors=self.max_protocol_errors,
+            max_llm_retries=self.max_llm_retries,
+            max_step_tokens=self.max_step_tokens,
+            history_chars=self.history_chars,
+        )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPECVOICE_", env_nested_delimiter="__", extra="forbid")
+
+    llm: LLMSettings = LLMSettings()
+    embedded: EmbeddedLLMSettings = EmbeddedLLMSettings()
+    agent: AgentSettings = AgentSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @classmethod
+    def load(cls, config: str | None = None, **overrides: Any) -> Settings:
+        """Settings with a TOML file (a path, or a preset name from configs/presets) under the env."""
+        config = config or os.environ.get("SPECVOICE_CONFIG")
+        if not config:
+            return cls(**overrides)
+        path = _preset_or_path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"no settings file or preset named {config!r}")
+
+        class FromFile(cls):  # type: ignore[valid-type,misc]  # a subclass is how pydantic-settings takes a file
+            model_config = SettingsConfigDict(**{**cls.model_config, "toml_file": path})
+
+        return FromFile(**overrides)
+
+
+def _preset_or_path(name: str) -> Path:
+    preset = PRESETS / f"{name}.toml"
+    return preset if preset.is_file() else Path(name)

@@ -1,0 +1,117 @@
+"""The agent against the real embedded vLLM (CPU build, packaged SmolLM2-135M-Instruct)."""
+
+import asyncio
+import re
+
+import pytest
+
+from agent.events import ToolCallEvent, TranscriptUpdate, TurnStatus
+from agent.llm import Generation, OpenAICompatibleLLM
+from agent.prompt import action_regex, system_prompt
+from agent.protocol import ActionParser, FinalUpdate, Parsed, ParseError, Think, ToolCall, format_element
+from agent.tools import ToolBox
+from agent.worker import AgentConfig, AgentSession
+from tests.support import DEMO
+
+pytestmark = pytest.mark.vllm
+
+PROMPTS = [
+    "what is the weather in Paris",
+    "text John that I am running late",
+    "set a timer for ten minutes",
+    "what's on my calendar on December first",
+    "what is Mary's phone number",
+    "send Alice a message saying happy birthday",
+    "is it raining in London",
+    "create an event called lunch with Bob tomorrow at noon",
+    "remind me in five minutes to check the oven",
+    "what is the temperature in Tokyo right now",
+    "email Priya the meeting notes",
+    "look up Bob's email address",
+    "how is the weather in Berlin and in New York",
+    "put a dentist appointment on the calendar for Friday at three",
+    "tell Mary I will call her back",
+    "start a twenty minute timer for the pasta",
+    "do I have anything scheduled on the second of December",
+    "what's the forecast for San Francisco",
+    "hello, how are you today",
+    "message John the address of the restaurant",
+]
+
+
+def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_url, model_name):
+    async def main():
+        llm = OpenAICompatibleLLM(vllm_url, model_name, timeout_s=60)
+        session = AgentSession(llm, ToolBox(DEMO, latency_s=(0.5, 0.5)), AgentConfig(mode="speculative"))
+        turn = session.new_turn()
+        speculative_start = asyncio.Event()
+
+        async def watch():
+            async for event in turn.events():
+                if isinstance(event, ToolCallEvent) and event.event == "started" and event.speculative:
+                    speculative_start.set()
+
+        async def speak():
+            words = "what is the weather in Paris".split()
+            for i in range(1, len(words) + 1):
+                turn.push(TranscriptUpdate(" ".join(words[:i])))
+                await asyncio.sleep(0.4)  # a speaking rate of 150 words per minute
+            # The user hesitates; the agent works on what it has heard until a lookup starts.
+            await asyncio.wait_for(speculative_start.wait(), timeout=90)
+            turn.push(TranscriptUpdate("what is the weather in Paris today", final=True))
+
+        async with asyncio.timeout(300):
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(watch())
+                tg.create_task(speak())
+                done = await turn.run()
+        await llm.aclose()
+        return done
+
+    done = asyncio.run(main())
+    assert done.status in (TurnStatus.COMPLETED, TurnStatus.FALLBACK)
+    assert done.answer.strip()
+    derived = done.ledger["derived"]
+    assert derived["restarts"] >= 1  # at least one generation was interrupted and resumed
+    assert derived["speculative_executed"] >= 1
+    started = [m for m in done.ledger["marks"] if m["kind"] == "tool_call" and m["event"] == "started"]
+    final_at = next(m["t"] for m in done.ledger["marks"] if m["kind"] == "final_transcript")
+    assert started[0]["t"] < final_at and started[0]["safe"]
+
+
+def parse_step(text: str) -> tuple[list[object], list[str]]:
+    parser = ActionParser()
+    events = parser.feed(text) + parser.finish()
+    elements = [e.element for e in events if isinstance(e, Parsed)]
+    errors = [e.message for e in events if isinstance(e, ParseError)]
+    return elements, errors
+
+
+def test_constrained_decoding_gives_only_valid_actions(vllm_url, model_name):
+    tools = DEMO.tools
+    system, regex = system_prompt(tools, DEMO.example), action_regex(tools)
+    box = ToolBox(DEMO)
+
+    async def main():
+        llm = OpenAICompatibleLLM(vllm_url, model_name, timeout_s=120)
+        results = []
+        for prompt in PROMPTS:
+            chunks: list[str] = []
+            gen = Generation(system, [], format_element(FinalUpdate(prompt)), regex, max_tokens=256)
+            await llm.generate(gen, chunks.append)
+            results.append("".join(chunks))
+        await llm.aclose()
+        return results
+
+    outputs = asyncio.run(main())
+    valid = 0
+    for prompt, text in zip(PROMPTS, outputs, strict=True):
+        elements, errors = parse_step(text)
+        ok = not errors and len(elements) == 2 and isinstance(elements[0], Think)
+        if ok and isinstance(elements[1], ToolCall):
+            call = elements[1]
+            ok = box.get(call.name) is not None and set(call.arguments) <= set(box.get(call.name).args.model_fields)
+        assert re.fullmatch(regex, text), (prompt, text)
+        valid += ok
+    print(f"valid actions under constrained decoding: {valid}/{len(PROMPTS)}")
+    assert valid == len(PROMPTS)
