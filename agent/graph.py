@@ -110,10 +110,20 @@ class ToolGraph:
                 self._advance(call)
 
     def shutdown(self) -> list[Call]:
-        """End of turn: drop what was never committed; committed calls run to completion."""
+        """End of turn: drop what was never committed and lookups nobody will read; committed calls
+        that change state run to completion."""
+        needed: set[int] = set()  # what committed state-changing calls still wait for
+        todo = [c for c in self.calls.values() if c.released and not c.safe and c.state not in TERMINAL]
+        while todo:
+            for dep in todo.pop().deps - needed:
+                needed.add(dep)
+                if dep in self.calls:
+                    todo.append(self.calls[dep])
         dropped: list[Call] = []
         for call in list(self.calls.values()):
-            if call.state not in TERMINAL and not call.released:
+            if call.state in TERMINAL or call.id in needed:
+                continue
+            if not call.released or call.safe:
                 dropped += self._cancel(call)
         return dropped
 

@@ -178,7 +178,7 @@ class Turn:
         self._want_gen = False
         self._protocol_errors = 0
         self._llm_failures = 0
-        self._timers: list[asyncio.Task[None]] = []
+        self._helpers: list[asyncio.Task[None]] = []  # retry timers, the fallback request
         self._answer_open = False
         self._answer_parts: list[str] = []
         self._answer_released = False  # answer text now goes out as AnswerDelta
@@ -217,8 +217,8 @@ class Turn:
                     status, answer, error = await self._loop()
                 finally:
                     self._stop_generation(keep="boundary")
-                    for timer in self._timers:
-                        timer.cancel()
+                    for helper in self._helpers:
+                        helper.cancel()
                     if status == TurnStatus.CANCELLED:
                         self.graph.cancel_all()
                     else:
@@ -542,7 +542,7 @@ class Turn:
                                           "sentences."},
             {"role": "user", "content": self.final_text},
         ]
-        self._tg.create_task(self._fallback(messages))
+        self._helpers.append(self._tg.create_task(self._fallback(messages)))
 
     async def _fallback(self, messages: list[dict[str, str]]) -> None:
         try:
@@ -563,7 +563,7 @@ class Turn:
             await asyncio.sleep(delay)
             self._inbox.put_nowait(item)
 
-        self._timers.append(self._tg.create_task(fire()))
+        self._helpers.append(self._tg.create_task(fire()))
 
     def _emit(self, event: AgentEvent) -> None:
         if isinstance(event, TraceEvent) and self._events.qsize() > self._max_backlog:

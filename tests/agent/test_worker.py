@@ -356,3 +356,51 @@ def test_final_transcript_marks_the_ledger():
     done = run_virtual(h.turn([(0, partial("is it")), (0.7, final("is it on"))]))
     kinds = [m["kind"] for m in done.ledger["marks"]]
     assert kinds.index(FINAL) < kinds.index("answer_start") < kinds.index("turn_end")
+
+
+def test_turn_end_keeps_committed_calls_and_drops_unread_lookups():
+    def policy(rec: Recorded) -> Reply:
+        if '"id": 1' not in rec.prefix:
+            return Reply(step("find john", ToolCall(1, "lookup_contact", {"name": "John"})))
+        if '"id": 2' not in rec.prefix:
+            return Reply(step("text him", ToolCall(2, "send_message", {"to": "$1.phone", "text": "hi"})))
+        if '"id": 3' not in rec.prefix:
+            return Reply(step("weather too", ToolCall(3, "get_weather", {"city": "Paris"})))
+        return Reply(step("done", Answer("Texting John now.")))
+
+    h = harness(policy, latency=(1.0, 1.0))
+    done = run_virtual(h.turn([(0, final("text John hi"))]))
+    assert done.status == TurnStatus.COMPLETED
+    last = {e.call_id: e.event for _, e in h.tool_events()}
+    assert last == {1: "completed", 2: "completed", 3: "cancelled"}
+    assert h.session.toolbox.state.sent[0]["to"] == "+1 415 555 0134"
+
+
+def test_step_budget_forces_an_answer_only_step():
+    def answer_only(rec: Recorded) -> bool:
+        return "<pause/>" not in rec.body["structured_outputs"]["regex"]
+
+    def policy(rec: Recorded) -> Reply:
+        if answer_only(rec):
+            return Reply(step("enough", Answer("Here is what I found.")))
+        n = rec.prefix.count("<tool_call>") + 1
+        return Reply(step("more", ToolCall(n, "get_weather", {"city": "Paris"})))
+
+    h = harness(policy, max_steps_after_final=3)
+    done = run_virtual(h.turn([(0, final("weather"))]))
+    assert done.status == TurnStatus.COMPLETED and done.answer == "Here is what I found."
+    forced = [answer_only(r) for r in h.requests]
+    assert forced[:3] == [False] * 3 and all(forced[3:]) and len(forced) >= 4
+
+
+def test_rejected_request_goes_straight_to_the_plain_fallback():
+    def policy(rec: Recorded) -> Reply:
+        if rec.body.get("stream"):
+            return Reply(status=400, text="maximum context length exceeded")
+        return Reply("A short answer.")
+
+    h = harness(policy)
+    done = run_virtual(h.turn([(0, final("hello"))]))
+    assert done.status == TurnStatus.FALLBACK and done.answer == "A short answer."
+    assert "400" in (done.error or "")
+    assert sum(1 for r in h.requests if r.body.get("stream")) == 1  # no retry of a request that cannot work
