@@ -11,13 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
-
-import uvicorn
 
 from agent.embedded import SERVED_NAME, EmbeddedLLM
 from agent.events import TranscriptUpdate
@@ -27,7 +23,7 @@ from agent.protocol import INTERRUPTED, SEP, PartialUpdate, format_element
 from agent.tools import ToolBox, load_catalog
 from agent.worker import AgentConfig, AgentSession
 from configs.settings import Settings
-from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
+from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM, serve_loopback
 
 DEMO = load_catalog("configs.catalogs.demo")
 
@@ -35,22 +31,6 @@ DEMO = load_catalog("configs.catalogs.demo")
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-@contextlib.asynccontextmanager
-async def loopback(app: ScriptedLLM) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110  # uvicorn only exposes a flag
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def scheduler_overhead(updates: int, transport: str) -> list[float]:
@@ -66,7 +46,7 @@ async def scheduler_overhead(updates: int, transport: str) -> list[float]:
         if transport == "inprocess":
             llm = OpenAICompatibleLLM("http://fake/v1", "fake", transport=ASGIStreamTransport(fake))
         else:
-            url = await stack.enter_async_context(loopback(fake))
+            url = await stack.enter_async_context(serve_loopback(fake))
             llm = OpenAICompatibleLLM(url, "fake")
         stack.push_async_callback(llm.aclose)
         session = AgentSession(llm, ToolBox(DEMO), AgentConfig(history_chars=0))

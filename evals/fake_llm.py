@@ -10,12 +10,15 @@ response tells the app that the client disconnected, as a real socket would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -239,3 +242,21 @@ class ASGIStreamTransport(httpx.AsyncBaseTransport):
             raise
         return httpx.Response(status, headers=headers, stream=_BodyStream(queue, closed, task),
                               request=request)
+
+
+@contextlib.asynccontextmanager
+async def serve_loopback(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yields its `/v1` base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110  # uvicorn only exposes a flag
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

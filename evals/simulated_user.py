@@ -1,4 +1,8 @@
-"""A simulated speaker: words at a speaking rate as partial updates, then the final update."""
+"""A simulated speaker: words at a speaking rate as partial updates, then the final update.
+
+Like a streaming ASR, the last word shows up in a partial as soon as it is spoken; the final update
+follows after the endpoint delay (the silence the VAD waits for), which the agent can already use.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ class SimulatedUser:
             ledger.mark(SPEECH_START)
         for i in range(len(words)):
             await asyncio.sleep(per_word)
-            if (i + 1) % self.words_per_update == 0 and i + 1 < len(words):
+            if (i + 1) % self.words_per_update == 0 or i + 1 == len(words):
                 push(TranscriptUpdate(" ".join(words[: i + 1])))
         if ledger is not None:
             ledger.mark(SPEECH_END)

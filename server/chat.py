@@ -26,19 +26,26 @@ class Renderer:
         self.out = out
         self.color = out.isatty() if color is None else color
         self.t0: float | None = None
+        self.at_line_start = True
 
     def _paint(self, kind: str, text: str) -> str:
         return f"{COLORS[kind]}{text}{RESET}" if self.color else text
 
+    def _write(self, kind: str, text: str) -> None:
+        self.out.write(self._paint(kind, text))
+        self.at_line_start = text.endswith("\n")
+
     def _line(self, kind: str, text: str) -> None:
         now = asyncio.get_running_loop().time()
         self.t0 = self.t0 if self.t0 is not None else now
-        self.out.write("\n" + self._paint(kind, f"[{now - self.t0:6.2f}s] {text}") + "\n")
+        if not self.at_line_start:
+            self.out.write("\n")
+        self._write(kind, f"[{now - self.t0:6.2f}s] {text}\n")
 
     def __call__(self, event: AgentEvent) -> None:
         match event:
             case TraceEvent(text=text, source=source):
-                self.out.write(self._paint(source, text))
+                self._write(source, text)
             case ToolCallEvent():
                 spec = " speculative" if event.speculative else ""
                 detail = f" -> {json.dumps(event.result)[:120]}" if event.result is not None else ""
@@ -50,7 +57,7 @@ class Renderer:
                 self._line("answer", f"answer ({event.status}): {event.answer}")
                 if event.error:
                     self._line("answer", f"error: {event.error}")
-                self.out.write(self._paint("ledger", summary(event.ledger)) + "\n")
+                self._write("ledger", summary(event.ledger) + "\n")
         self.out.flush()
 
 
