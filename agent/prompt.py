@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.tools import Tool
 
-THINK_MAX = 300
+THINK_MAX = 200
 ANSWER_MAX = 400
 STRING_MAX = 120
 

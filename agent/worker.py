@@ -64,7 +64,7 @@ class AgentConfig:
     max_protocol_errors: int = 3
     max_llm_retries: int = 2
     retry_backoff_s: float = 0.25
-    max_step_tokens: int = 256
+    max_step_tokens: int = 1024  # a bound, not a target: covers the longest step the action regex admits
     max_steps_after_final: int = 6  # then the model may only answer (constrained) or falls back
     max_calls: int = 16  # tool calls per turn, revisions included
     history_chars: int = 6000

@@ -45,7 +45,7 @@ class AgentSettings(BaseModel):
     constrained: bool = True
     max_protocol_errors: int = 3
     max_llm_retries: int = 2
-    max_step_tokens: int = 256
+    max_step_tokens: int = 1024  # a bound, not a target: covers the longest step the action regex admits
     history_chars: int = 6000
     tool_timeout_s: float = 10.0
     tool_latency_s: tuple[float, float] = (0.5, 1.0)

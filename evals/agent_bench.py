@@ -2,8 +2,9 @@
 
     python -m evals.agent_bench scheduler        # injected update -> next LLM request, zero-latency fake LLM
     python -m evals.agent_bench prefix-cache     # resumed vs fresh first-token time on the embedded vLLM
+    python -m evals.agent_bench valid-actions    # valid first steps, constrained vs not, on 20 prompts
 
-`prefix-cache` starts the embedded vLLM unless `--llm-url` names a running OpenAI-compatible server.
+The last two start the embedded vLLM unless `--llm-url` names a running OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -19,13 +20,80 @@ from agent.embedded import SERVED_NAME, EmbeddedLLM
 from agent.events import TranscriptUpdate
 from agent.llm import Generation, OpenAICompatibleLLM
 from agent.prompt import action_regex, system_prompt
-from agent.protocol import INTERRUPTED, SEP, PartialUpdate, format_element
+from agent.protocol import (
+    INTERRUPTED,
+    SEP,
+    ActionParser,
+    FinalUpdate,
+    Parsed,
+    ParseError,
+    PartialUpdate,
+    Think,
+    ToolCall,
+    format_element,
+)
 from agent.tools import ToolBox, load_catalog
 from agent.worker import AgentConfig, AgentSession
 from configs.settings import Settings
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM, serve_loopback
 
 DEMO = load_catalog("configs.catalogs.demo")
+
+# Varied requests for the demo catalog (not tuned to; used to measure the rate of valid actions).
+PROMPTS = [
+    "what is the weather in Paris",
+    "text John that I am running late",
+    "set a timer for ten minutes",
+    "what's on my calendar on December first",
+    "what is Mary's phone number",
+    "send Alice a message saying happy birthday",
+    "is it raining in London",
+    "create an event called lunch with Bob tomorrow at noon",
+    "remind me in five minutes to check the oven",
+    "what is the temperature in Tokyo right now",
+    "email Priya the meeting notes",
+    "look up Bob's email address",
+    "how is the weather in Berlin and in New York",
+    "put a dentist appointment on the calendar for Friday at three",
+    "tell Mary I will call her back",
+    "start a twenty minute timer for the pasta",
+    "do I have anything scheduled on the second of December",
+    "what's the forecast for San Francisco",
+    "hello, how are you today",
+    "message John the address of the restaurant",
+]
+
+
+
+def step_validity(text: str, box: ToolBox) -> bool:
+    """One step is valid if it parses as a think plus one action naming a real tool and its arguments."""
+    parser = ActionParser()
+    events = parser.feed(text) + parser.finish()
+    if any(isinstance(e, ParseError) for e in events):
+        return False
+    elements = [e.element for e in events if isinstance(e, Parsed)]
+    if len(elements) != 2 or not isinstance(elements[0], Think):
+        return False
+    action = elements[1]
+    if isinstance(action, ToolCall):
+        found = box.get(action.name)
+        return found is not None and set(action.arguments) <= set(found.args.model_fields)
+    return True
+
+
+async def valid_actions(url: str, model: str) -> dict[str, int]:
+    llm = OpenAICompatibleLLM(url, model, timeout_s=120)
+    system, regex, box = system_prompt(DEMO.tools, DEMO.example), action_regex(DEMO.tools), ToolBox(DEMO)
+    counts = {"constrained": 0, "unconstrained": 0}
+    for prompt in PROMPTS:
+        for kind in counts:
+            chunks: list[str] = []
+            gen = Generation(system, [], format_element(FinalUpdate(prompt)), regex if kind == "constrained" else None,
+                             max_tokens=1024 if kind == "constrained" else 160)
+            await llm.generate(gen, chunks.append)
+            counts[kind] += step_validity("".join(chunks), box)
+    await llm.aclose()
+    return counts
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -125,6 +193,9 @@ def main() -> None:
     cache.add_argument("--rounds", type=int, default=8)
     cache.add_argument("--llm-url")
     cache.add_argument("--model", default=SERVED_NAME)
+    valid = sub.add_parser("valid-actions")
+    valid.add_argument("--llm-url")
+    valid.add_argument("--model", default=SERVED_NAME)
     args = parser.parse_args()
     if args.what == "scheduler":
         for transport in ("inprocess", "loopback"):
@@ -135,6 +206,11 @@ def main() -> None:
         return
     with contextlib.ExitStack() as stack:
         url = args.llm_url or stack.enter_context(EmbeddedLLM(Settings().embedded))
+        if args.what == "valid-actions":
+            counts = asyncio.run(valid_actions(url, args.model))
+            for kind, n in counts.items():
+                print(f"valid first steps, {kind} decoding: {n}/{len(PROMPTS)}")
+            return
         result = asyncio.run(prefix_cache(url, args.model, args.rounds))
     fresh, resumed = statistics.median(result["fresh"]), statistics.median(result["resumed"])
     print(f"first token, fresh trace:   median {fresh * 1000:.0f} ms over {len(result['fresh'])} rounds")

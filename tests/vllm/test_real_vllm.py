@@ -8,35 +8,13 @@ import pytest
 from agent.events import ToolCallEvent, TranscriptUpdate, TurnStatus
 from agent.llm import Generation, OpenAICompatibleLLM
 from agent.prompt import action_regex, system_prompt
-from agent.protocol import ActionParser, FinalUpdate, Parsed, ParseError, Think, ToolCall, format_element
+from agent.protocol import FinalUpdate, format_element
 from agent.tools import ToolBox
 from agent.worker import AgentConfig, AgentSession
+from evals.agent_bench import PROMPTS, step_validity
 from tests.support import DEMO
 
 pytestmark = pytest.mark.vllm
-
-PROMPTS = [
-    "what is the weather in Paris",
-    "text John that I am running late",
-    "set a timer for ten minutes",
-    "what's on my calendar on December first",
-    "what is Mary's phone number",
-    "send Alice a message saying happy birthday",
-    "is it raining in London",
-    "create an event called lunch with Bob tomorrow at noon",
-    "remind me in five minutes to check the oven",
-    "what is the temperature in Tokyo right now",
-    "email Priya the meeting notes",
-    "look up Bob's email address",
-    "how is the weather in Berlin and in New York",
-    "put a dentist appointment on the calendar for Friday at three",
-    "tell Mary I will call her back",
-    "start a twenty minute timer for the pasta",
-    "do I have anything scheduled on the second of December",
-    "what's the forecast for San Francisco",
-    "hello, how are you today",
-    "message John the address of the restaurant",
-]
 
 
 def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_url, model_name):
@@ -79,14 +57,6 @@ def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_ur
     assert started[0]["t"] < final_at and started[0]["safe"]
 
 
-def parse_step(text: str) -> tuple[list[object], list[str]]:
-    parser = ActionParser()
-    events = parser.feed(text) + parser.finish()
-    elements = [e.element for e in events if isinstance(e, Parsed)]
-    errors = [e.message for e in events if isinstance(e, ParseError)]
-    return elements, errors
-
-
 def test_constrained_decoding_gives_only_valid_actions(vllm_url, model_name):
     tools = DEMO.tools
     system, regex = system_prompt(tools, DEMO.example), action_regex(tools)
@@ -97,7 +67,7 @@ def test_constrained_decoding_gives_only_valid_actions(vllm_url, model_name):
         results = []
         for prompt in PROMPTS:
             chunks: list[str] = []
-            gen = Generation(system, [], format_element(FinalUpdate(prompt)), regex, max_tokens=256)
+            gen = Generation(system, [], format_element(FinalUpdate(prompt)), regex, max_tokens=1024)
             await llm.generate(gen, chunks.append)
             results.append("".join(chunks))
         await llm.aclose()
@@ -106,12 +76,7 @@ def test_constrained_decoding_gives_only_valid_actions(vllm_url, model_name):
     outputs = asyncio.run(main())
     valid = 0
     for prompt, text in zip(PROMPTS, outputs, strict=True):
-        elements, errors = parse_step(text)
-        ok = not errors and len(elements) == 2 and isinstance(elements[0], Think)
-        if ok and isinstance(elements[1], ToolCall):
-            call = elements[1]
-            ok = box.get(call.name) is not None and set(call.arguments) <= set(box.get(call.name).args.model_fields)
         assert re.fullmatch(regex, text), (prompt, text)
-        valid += ok
+        valid += step_validity(text, box)
     print(f"valid actions under constrained decoding: {valid}/{len(PROMPTS)}")
     assert valid == len(PROMPTS)
