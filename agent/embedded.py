@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -186,10 +185,6 @@ class EmbeddedLLM:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self.stop()
-
-
-def remove(settings: EmbeddedLLMSettings) -> None:
-    shutil.rmtree(Paths(settings.home).home, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

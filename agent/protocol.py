@@ -185,10 +185,6 @@ class ActionParser:
         self._pending = ""  # fed but not yet decided
         self._body: list[str] = []
 
-    @property
-    def in_element(self) -> bool:
-        return self.state in ("think", "tool_call", "answer") or bool(self._pending.strip())
-
     def feed(self, chunk: str) -> list[ParseEvent]:
         if self.state == "failed":
             return []

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from agent.clock import Clock, LoopClock
 from agent.events import (
@@ -569,31 +569,3 @@ class Turn:
         if isinstance(event, TraceEvent) and self._events.qsize() > self._max_backlog:
             return
         self._events.put_nowait(event)
-
-
-async def run_turn(session: AgentSession, updates: AsyncIterator[TranscriptUpdate] | list[TranscriptUpdate],
-                   on_event: Any = None) -> TurnDone:
-    """Drive one turn from an update source; `on_event(event)` sees every event. For CLIs and tests."""
-    turn = session.new_turn()
-
-    async def feed() -> None:
-        if isinstance(updates, list):
-            for u in updates:
-                turn.push(u)
-        else:
-            async for u in updates:
-                turn.push(u)
-
-    async def watch() -> None:
-        async for event in turn.events():
-            if on_event is not None:
-                on_event(event)
-
-    async with asyncio.TaskGroup() as tg:
-        tasks: list[Coroutine[Any, Any, Any]] = [feed(), watch()]
-        for coro in tasks:
-            tg.create_task(coro)
-        done = await turn.run()
-    return done
-
-
