@@ -10,6 +10,7 @@ restart after an injection re-uses the prefix cache instead of re-reading the wh
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class OpenAICompatibleLLM:
         self.model = model
         self.backend = backend
         self.temperature = temperature
+        self.timeout_s = timeout_s
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -106,14 +108,18 @@ class OpenAICompatibleLLM:
 
     async def generate(self, gen: Generation, on_text: Callable[[str], None]) -> None:
         """Stream one generation into `on_text`; raise LLMError on any failure before or during it."""
+        loop = asyncio.get_running_loop()
         try:
-            async with self._http.stream("POST", "/chat/completions", json=self._body(gen)) as response:
+            # An idle deadline that every chunk pushes back: a server that stalls mid-stream fails too.
+            async with asyncio.timeout(self.timeout_s) as idle, \
+                    self._http.stream("POST", "/chat/completions", json=self._body(gen)) as response:
                 if response.status_code != 200:
                     detail = (await response.aread())[:300].decode(errors="replace")
                     raise _status_error(response.status_code, detail)
                 # Read to the end rather than returning at [DONE]: leaving the loop early would strand
                 # httpx's chain of async generators for the garbage collector to close.
                 async for line in response.aiter_lines():
+                    idle.reschedule(loop.time() + self.timeout_s)
                     data = line[5:].strip() if line.startswith("data:") else "[DONE]"
                     if data == "[DONE]":
                         continue
@@ -122,6 +128,8 @@ class OpenAICompatibleLLM:
                         on_text(text)
         except httpx.HTTPError as e:
             raise LLMError(f"LLM request failed: {type(e).__name__}: {e}") from e
+        except TimeoutError as e:
+            raise LLMError(f"LLM server sent nothing for {self.timeout_s:g} s") from e
 
     async def complete(self, messages: list[dict[str, str]], max_tokens: int = 128) -> str:
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,

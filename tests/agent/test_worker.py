@@ -404,3 +404,10 @@ def test_rejected_request_goes_straight_to_the_plain_fallback():
     assert done.status == TurnStatus.FALLBACK and done.answer == "A short answer."
     assert "400" in (done.error or "")
     assert sum(1 for r in h.requests if r.body.get("stream")) == 1  # no retry of a request that cannot work
+
+
+def test_a_stalled_llm_server_times_out_and_the_turn_ends():
+    h = harness([Reply(step("x", Answer("late")), first_token_s=1000)] * 3, max_llm_retries=2)
+    done = run_virtual(h.turn([(0, final("hello"))]))
+    assert done.status == TurnStatus.FAILED and "sent nothing for 30 s" in (done.error or "")
+    assert all(r.aborted for r in h.requests)
