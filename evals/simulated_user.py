@@ -7,7 +7,7 @@ follows after the endpoint delay (the silence the VAD waits for), which the agen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.events import TranscriptUpdate
@@ -21,7 +21,9 @@ class SimulatedUser:
     words_per_update: int = 1
 
     async def speak(self, text: str, push: Callable[[TranscriptUpdate], None],
-                    ledger: TurnLedger | None = None) -> None:
+                    ledger: TurnLedger | None = None, *, final_text: str | None = None,
+                    hesitate: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Speak `text`; `hesitate`, if given, is awaited before the rest (`final_text`) is said."""
         words = text.split()
         per_word = 60.0 / self.wpm
         if ledger is not None:
@@ -32,5 +34,7 @@ class SimulatedUser:
                 push(TranscriptUpdate(" ".join(words[: i + 1])))
         if ledger is not None:
             ledger.mark(SPEECH_END)
+        if hesitate is not None:
+            await hesitate()
         await asyncio.sleep(self.endpoint_delay_s)
-        push(TranscriptUpdate(" ".join(words), final=True))
+        push(TranscriptUpdate(final_text or " ".join(words), final=True))

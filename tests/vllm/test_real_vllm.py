@@ -5,13 +5,14 @@ import re
 
 import pytest
 
-from agent.events import ToolCallEvent, TranscriptUpdate, TurnStatus
+from agent.events import ToolCallEvent, TurnStatus
 from agent.llm import Generation, OpenAICompatibleLLM
 from agent.prompt import action_regex, system_prompt
 from agent.protocol import FinalUpdate, format_element
 from agent.tools import ToolBox
 from agent.worker import AgentConfig, AgentSession
 from evals.agent_bench import PROMPTS, step_validity
+from evals.simulated_user import SimulatedUser
 from tests.support import DEMO
 
 pytestmark = pytest.mark.vllm
@@ -29,14 +30,13 @@ def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_ur
                 if isinstance(event, ToolCallEvent) and event.event == "started" and event.speculative:
                     speculative_start.set()
 
-        async def speak():
-            words = "what is the weather in Paris".split()
-            for i in range(1, len(words) + 1):
-                turn.push(TranscriptUpdate(" ".join(words[:i])))
-                await asyncio.sleep(0.4)  # a speaking rate of 150 words per minute
-            # The user hesitates; the agent works on what it has heard until a lookup starts.
+        async def hesitate():
+            # The user pauses mid-request; the agent works on what it has heard until a lookup starts.
             await asyncio.wait_for(speculative_start.wait(), timeout=90)
-            turn.push(TranscriptUpdate("what is the weather in Paris today", final=True))
+
+        async def speak():
+            await SimulatedUser(wpm=150).speak("what is the weather in Paris", turn.push, turn.ledger,
+                                               final_text="what is the weather in Paris today", hesitate=hesitate)
 
         async with asyncio.timeout(300):
             async with asyncio.TaskGroup() as tg:
