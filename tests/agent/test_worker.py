@@ -411,3 +411,25 @@ def test_a_stalled_llm_server_times_out_and_the_turn_ends():
     done = run_virtual(h.turn([(0, final("hello"))]))
     assert done.status == TurnStatus.FAILED and "sent nothing for 30 s" in (done.error or "")
     assert all(r.aborted for r in h.requests)
+
+
+def test_partial_updates_send_new_words_and_rewrites_in_full():
+    h = harness(lambda rec: Reply(step("wait", Pause())) if "<final" not in rec.prefix
+                else Reply(step("ok", Answer("Okay."))))
+    timeline = [(0, partial("call")), (1, partial("call John")), (2, partial("text Joan")), (3, final("text Joan"))]
+    run_virtual(h.turn(timeline))
+    prefix = h.requests[-1].prefix
+    blocks = [b for b in prefix.split("\n") if b.startswith("<partial_query_update>")]
+    assert blocks == ["<partial_query_update>call</partial_query_update>",
+                      "<partial_query_update>John</partial_query_update>",
+                      "<partial_query_update>text Joan</partial_query_update>"]
+
+
+def test_openai_backend_sends_the_trace_as_a_user_message_without_constraints():
+    h = harness(lambda rec: Reply(step("ok", Answer("Hi."))))
+    h.session.llm.backend = "openai"  # type: ignore[attr-defined]
+    done = run_virtual(h.turn([(0, final("hello"))]))
+    assert done.status == TurnStatus.COMPLETED
+    body = h.requests[0].body
+    assert "continue_final_message" not in body and "structured_outputs" not in body
+    assert body["messages"][-1]["role"] == "user" and "<final_query_update>hello" in body["messages"][-1]["content"]
