@@ -14,6 +14,8 @@ PY
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# Silero VAD's model file; its declared dependencies (torch, several GB) are not needed for ONNX.
+.venv/bin/python -m pip install --quiet --no-deps silero-vad==6.2.3
 if [ "${1:-}" != "--no-llm" ]; then
   .venv/bin/specvoice llm setup
 fi
