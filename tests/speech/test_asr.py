@@ -81,3 +81,15 @@ def test_silence_and_noise_produce_no_transcripts(decoder):
     noise = float_to_pcm16((0.05 * rng.standard_normal(3 * 24_000)).astype(np.float32))
     events = feed(decoder, bytes(3 * 24_000 * 2) + noise, expect_final=False)
     assert not [e for e in events if isinstance(e, TranscriptUpdate | SpeechStarted | SpeechStopped)]
+
+
+@pytest.mark.model
+def test_the_multilingual_base_model_is_reassembled_once_and_decodes(tmp_path, tts):
+    from speech.asr import model_dir
+
+    path = model_dir("base", cache=tmp_path)
+    assert (path / "model.bin").stat().st_size > 100_000_000
+    assert model_dir("base", cache=tmp_path) == path  # the second call reuses the joined file
+    speech = pcm16_to_float(resample(tts.synthesize("What is the weather in Paris today?"), 24_000, 16_000))
+    hyp = WhisperDecoder(path).decode(speech)
+    assert hyp.text == "What is the weather in Paris today?" and hyp.no_speech_prob < 0.5
