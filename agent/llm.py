@@ -37,10 +37,9 @@ def _status_error(status: int, detail: str) -> LLMError:
 
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """One request: the messages, the assistant text to continue, and an optional output regex."""
+    """One request: the system prompt, the assistant text (the trace) to continue, an optional output regex."""
 
     system: str
-    history: list[dict[str, str]]
     assistant_prefix: str
     regex: str | None = None
     max_tokens: int = 256
@@ -91,7 +90,7 @@ class OpenAICompatibleLLM:
             body["stop"] = list(gen.stop)
         system = {"role": "system", "content": gen.system}
         if self.backend == "vllm":
-            body["messages"] = [system, *gen.history, {"role": "assistant", "content": gen.assistant_prefix}]
+            body["messages"] = [system, {"role": "assistant", "content": gen.assistant_prefix}]
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
             if gen.regex is not None:
@@ -100,7 +99,6 @@ class OpenAICompatibleLLM:
             # Hosted APIs cannot continue an assistant message: show the trace and ask for the next step.
             body["messages"] = [
                 system,
-                *gen.history,
                 {"role": "user", "content": f"The current turn so far:\n{gen.assistant_prefix}\n"
                  "Write your next step: <think>...</think> and one action."},
             ]

@@ -330,7 +330,7 @@ class Turn:
                     return
                 regex = answer_regex()
         prefix = self.session.history_text() + "".join(self.trace)
-        gen = Generation(self._system, [], prefix, regex, self.config.max_step_tokens)
+        gen = Generation(self._system, prefix, regex, self.config.max_step_tokens)
         self.ledger.mark(LLM_REQUEST, gen=self._gen_id, prefix_chars=len(prefix))
         self._gen_task = self._tg.create_task(self._generate(self._gen_id, gen))
 

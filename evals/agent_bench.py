@@ -88,7 +88,7 @@ async def valid_actions(url: str, model: str) -> dict[str, int]:
     for prompt in PROMPTS:
         for kind in counts:
             chunks: list[str] = []
-            gen = Generation(system, [], format_element(FinalUpdate(prompt)), regex if kind == "constrained" else None,
+            gen = Generation(system, format_element(FinalUpdate(prompt)), regex if kind == "constrained" else None,
                              max_tokens=1024 if kind == "constrained" else 160)
             await llm.generate(gen, chunks.append)
             counts[kind] += step_validity("".join(chunks), box)
@@ -171,14 +171,14 @@ async def prefix_cache(url: str, model: str, rounds: int) -> dict[str, list[floa
     for _ in range(rounds):
         salt = f"(session {uuid.uuid4().hex})\n"  # a new prefix that no cache holds
         # The generation that gets interrupted: it also fills the prefix cache with the trace.
-        _, partial, close_s = await ttft(llm, Generation(salt + system, [], history, regex), stop_after=6)
+        _, partial, close_s = await ttft(llm, Generation(salt + system, history, regex), stop_after=6)
         injected = history + partial + INTERRUPTED + SEP + format_element(PartialUpdate("and in Rome"))
-        first, _, _ = await ttft(llm, Generation(salt + system, [], injected, regex), stop_after=1)
+        first, _, _ = await ttft(llm, Generation(salt + system, injected, regex), stop_after=1)
         out["interruption"].append(close_s + first)  # stop the stream, then wait for the resumed token
         out["resumed"].append(first)
         # The same trace with a prefix the cache has never seen.
         other = f"(session {uuid.uuid4().hex})\n"
-        fresh, _, _ = await ttft(llm, Generation(other + system, [], injected, regex), stop_after=1)
+        fresh, _, _ = await ttft(llm, Generation(other + system, injected, regex), stop_after=1)
         out["fresh"].append(fresh)
     await llm.aclose()
     return out

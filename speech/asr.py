@@ -166,7 +166,7 @@ class StreamingASR:
             if isinstance(event, SpeechStarted):
                 if self.ledger is not None:
                     self.ledger.mark(SPEECH_START, audio_ms=event.audio_start_ms)
-                self._utterance = [self._history[-pad:]]
+                self._utterance = [self._history]
                 self._decoded_len = 0
             else:
                 if self.ledger is not None:
@@ -176,7 +176,8 @@ class StreamingASR:
                 self._utterance = []
         if self._vad.speaking:
             self._utterance.append(samples)
-        self._history = np.concatenate([self._history, samples])[-pad - len(samples):]
+        history = np.concatenate([self._history, samples])
+        self._history = history[max(0, len(history) - pad) :]  # the last prefix_padding_ms (none if 0)
         self._wake.set()
 
     def close(self) -> None:

@@ -67,7 +67,7 @@ def test_constrained_decoding_gives_only_valid_actions(vllm_url, model_name):
         results = []
         for prompt in PROMPTS:
             chunks: list[str] = []
-            gen = Generation(system, [], format_element(FinalUpdate(prompt)), regex, max_tokens=1024)
+            gen = Generation(system, format_element(FinalUpdate(prompt)), regex, max_tokens=1024)
             await llm.generate(gen, chunks.append)
             results.append("".join(chunks))
         await llm.aclose()
