@@ -28,6 +28,8 @@ from speech.audio import ASR_RATE, Resampler, Samples, pcm16_to_float
 from speech.vad import SileroVAD, SpeechStarted, SpeechStopped, VADSegmenter, VADSettings
 
 MAX_SECONDS = 29.0  # one Whisper window; longer utterances keep their last 29 s
+WINDOW_SECONDS = 30
+WINDOW_FRAMES = 3000  # mel frames in Whisper's 30 s window
 
 
 def _package_dir(name: str) -> Path:
@@ -66,8 +68,42 @@ def model_dir(name: str = "tiny.en", cache: Path | None = None) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
-    text: str
+    text: str  # a repetition loop already cut off
     no_speech_prob: float
+    looping: bool = False  # the decoder looped: `text` is the part before the loop, or "" if none is usable
+
+
+MAX_WORDS_PER_SECOND = 4.5  # faster than people speak (~2.5 words/s conversational, 4 fast)
+
+
+def _key(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def cut_loop(text: str, seconds: float) -> tuple[str, bool]:
+    """Greedy Whisper on a short window often starts over once it has said everything ("How long
+    does it take? How long does it"), repeats a phrase ("10 of clubs 10 of clubs 10 of") or a piece
+    of a word ("old-s-y-y-y-y"). Returns the text before the loop and whether there was one; "" when
+    even that is implausibly long for the audio."""
+    words = text.split()
+    keys = [_key(w) for w in words]
+    # a loop inside a word ("old-s-y-y-y-y") ends the usable text before that word
+    cut = next((i for i, w in enumerate(words) if re.search(r"\b(\w{1,4})(?:-\1\b){3}", w)), len(words))
+    head = min(3, len(words) // 2)
+    if head >= 2:  # the opening words come again
+        restart = (p for p in range(head, len(words) - head + 1) if keys[p : p + head] == keys[:head])
+        cut = min(cut, next(restart, cut))
+    for size in range(1, 9):  # a phrase said three times in a row (a word four times: "five five" is fine)
+        needed = 4 if size == 1 else 3
+        for start in range(min(cut, len(words) - needed * size + 1)):
+            phrase = keys[start : start + size]
+            if all(keys[start + k * size : start + (k + 1) * size] == phrase for k in range(1, needed)):
+                cut = min(cut, start + size)
+                break
+    kept = " ".join(words[:cut])
+    if len(re.findall(r"[\w']+", kept)) > MAX_WORDS_PER_SECOND * max(seconds, 1.0) + 2:
+        return "", True
+    return kept, cut < len(words)
 
 
 class WhisperDecoder:
@@ -84,25 +120,29 @@ class WhisperDecoder:
                                    language="en" if multilingual else None)
         self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
-    def decode(self, samples: Samples) -> Hypothesis:
+    def decode(self, samples: Samples, *, full_window: bool = False) -> Hypothesis:
+        """Encode the buffer plus 1 s of zeros (fast), or the whole 30 s window Whisper was trained on
+        (~0.3 s for tiny.en whatever the length, and it does not loop on short utterances)."""
         import ctranslate2
 
         samples = samples[-int(MAX_SECONDS * ASR_RATE):]
-        features = self.model.feature_extractor(samples, padding=ASR_RATE)  # the buffer plus 1 s of zeros
+        seconds = len(samples) / ASR_RATE
+        padding = WINDOW_SECONDS * ASR_RATE - len(samples) if full_window else ASR_RATE
+        features = self.model.feature_extractor(samples, padding=padding)[:, :WINDOW_FRAMES]
         view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None]).astype(np.float32))
         encoded = self.model.model.encode(view, to_cpu=False)
-        result: Any = self.model.model.generate(encoded, [self.prompt], max_length=224, beam_size=1,
+        max_length = int(MAX_WORDS_PER_SECOND * 2 * seconds) + 12  # ~1.3 tokens a word, and some slack
+        result: Any = self.model.model.generate(encoded, [self.prompt], max_length=max_length, beam_size=1,
                                                 return_no_speech_prob=True, suppress_blank=True)
-        text = self.tokenizer.decode(result[0].sequences_ids[0]).strip()
-        return Hypothesis(text, float(result[0].no_speech_prob))
+        tokens = result[0].sequences_ids[0]
+        text, looping = cut_loop(self.tokenizer.decode(tokens).strip(), seconds)
+        unfinished = len(tokens) >= max_length - len(self.prompt) - 1  # it never said "end of text"
+        return Hypothesis(text, float(result[0].no_speech_prob), looping or unfinished)
 
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-def _key(word: str) -> str:
-    return re.sub(r"[^\w']", "", word.lower())
+    def transcribe(self, samples: Samples) -> Hypothesis:
+        """The final transcript: the fast window, and the full window if the fast one looped."""
+        hyp = self.decode(samples)
+        return self.decode(samples, full_window=True) if hyp.looping else hyp
 
 
 class LocalAgreement:
@@ -113,7 +153,7 @@ class LocalAgreement:
         self._previous: list[str] = []
 
     def update(self, text: str) -> str:
-        words = _words(text)
+        words = text.split()
         agreed = 0
         for a, b in zip(words, self._previous, strict=False):
             if _key(a) != _key(b):
@@ -203,7 +243,7 @@ class StreamingASR:
                 self._wake.clear()
                 while self._endpoints:  # the final transcript comes first, always
                     _, audio = self._endpoints.pop(0)
-                    hyp = await asyncio.to_thread(self.decoder.decode, audio)
+                    hyp = await asyncio.to_thread(self.decoder.transcribe, audio)
                     text = hyp.text if hyp.no_speech_prob < self.settings.no_speech_threshold else ""
                     if text:
                         if self.ledger is not None:
@@ -217,8 +257,9 @@ class StreamingASR:
                     utterance = self._utterance_id
                     self._decoded_len = length
                     hyp = await asyncio.to_thread(self.decoder.decode, np.concatenate(self._utterance))
-                    if utterance != self._utterance_id or hyp.no_speech_prob >= self.settings.no_speech_threshold:
-                        continue  # the utterance ended while decoding (the final supersedes it), or noise
+                    stale = utterance != self._utterance_id  # it ended while decoding: the final supersedes this
+                    if stale or hyp.no_speech_prob >= self.settings.no_speech_threshold:
+                        continue
                     text = agreement.update(hyp.text)
                     if text:
                         if self.ledger is not None:

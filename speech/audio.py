@@ -92,10 +92,11 @@ def chunks(data: bytes, rate: int, ms: int) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-async def paced(data: bytes, rate: int, chunk_ms: int = 20) -> AsyncIterator[bytes]:
-    """Yield pcm16 chunks at real time, as a microphone would (and as playback must be sent)."""
+async def paced(data: bytes, rate: int, chunk_ms: int = 20, speed: float = 1.0) -> AsyncIterator[bytes]:
+    """Yield pcm16 chunks at real time, as a microphone would (and as playback must be sent);
+    `speed` > 1 plays faster (tests that only need the transcripts)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     for i, piece in enumerate(chunks(data, rate, chunk_ms)):
-        await asyncio.sleep(max(0.0, start + i * chunk_ms / 1000 - loop.time()))
+        await asyncio.sleep(max(0.0, start + i * chunk_ms / 1000 / speed - loop.time()))
         yield piece
