@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from agent.events import TranscriptUpdate
+from evals.speech_bench import SENTENCES
 from evals.wer import normalize, word_errors
 from speech.asr import LocalAgreement, StreamingASR, WhisperDecoder, cut_loop
 from speech.audio import AudioFormatError, float_to_pcm16, paced, pcm16_to_float, resample
@@ -141,30 +142,16 @@ def test_the_multilingual_base_model_is_reassembled_once_and_decodes(tmp_path, t
     assert hyp.text == "What is the weather in Paris today?" and hyp.no_speech_prob < 0.5
 
 
-ROUND_TRIP = [
-    "What's the weather like in Paris tomorrow morning?",
-    "Send a message to Maria saying I'll be ten minutes late.",
-    "Set a timer for twenty five minutes.",
-    "Could you read me my calendar for Friday afternoon?",
-    "Please book a table for four people at seven thirty tonight.",
-    "No, wait, send it to John instead.",
-    "How long does it take to drive from Boston to New York?",
-    "Remind me to call the dentist on Monday at nine.",
-    "The quick brown fox jumps over the lazy dog.",
-    "Thanks, that's all for now.",
-]
-
-
 @pytest.mark.model
 def test_round_trip_piper_to_streaming_asr(decoder, tts):
-    speech = [tts.synthesize(s) for s in ROUND_TRIP]
+    speech = [tts.synthesize(s) for s in SENTENCES]
     pause = bytes(24_000 * 2)
     stream = b"".join(pause[: len(pause) // 2] + s + pause + pause for s in speech)
     # twice real time: the transcripts do not depend on the pace, and decoding keeps up with it
-    heard = utterances(feed(decoder, stream, expect_finals=len(ROUND_TRIP), speed=2.0))
-    assert len(heard) == len(ROUND_TRIP)
+    heard = utterances(feed(decoder, stream, expect_finals=len(SENTENCES), speed=2.0))
+    assert len(heard) == len(SENTENCES)
     errors = words = 0
-    for sentence, audio, (partials, final) in zip(ROUND_TRIP, speech, heard, strict=True):
+    for sentence, audio, (partials, final) in zip(SENTENCES, speech, heard, strict=True):
         assert partials, f"no partial before the endpoint of {sentence!r}"
         assert all(after.startswith(before) for before, after in itertools.pairwise(partials))
         assert normalize(final) == normalize(offline(decoder, audio))
