@@ -27,7 +27,8 @@ FIRST_TOKEN = "first_token"
 RESTART = "generation_restart"
 TOOL = "tool_call"
 ANSWER_START = "answer_start"
-FIRST_AUDIO = "first_audio"
+TTS_FIRST_AUDIO = "tts_first_audio"  # the TTS produced its first chunk
+FIRST_AUDIO = "first_audio"  # the gateway sent the first audio byte
 TURN_END = "turn_end"
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.ledger import TurnLedger
+from agent.ledger import TTS_FIRST_AUDIO, TurnLedger
 from speech.audio import WIRE_RATE, Resampler
 
 PIPER_RATE = 22_050
@@ -137,6 +137,6 @@ class TTSStream:
         chunk = await self._queue.get()
         if chunk is None or self._cancelled:
             raise StopAsyncIteration
-        if self._ledger is not None and self._ledger.first("tts_first_audio") is None:
-            self._ledger.mark("tts_first_audio")
+        if self._ledger is not None and self._ledger.first(TTS_FIRST_AUDIO) is None:
+            self._ledger.mark(TTS_FIRST_AUDIO)
         return chunk

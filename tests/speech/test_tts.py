@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from agent.clock import LoopClock
-from agent.ledger import TurnLedger
+from agent.ledger import TTS_FIRST_AUDIO, TurnLedger
 from speech.audio import WIRE_RATE
 from speech.tts import TTS, TextSegmenter
 
@@ -56,7 +56,7 @@ def test_first_audio_comes_before_the_text_is_complete_and_chunks_are_small(tts)
         segments[-1].append(len(c.pcm))
     for sizes in segments:  # 40 ms chunks; only a segment's last one may be shorter
         assert set(sizes[:-1]) == {WIRE_RATE * 40 // 1000 * 2} and 0 < sizes[-1] <= sizes[0]
-    assert ledger.first("tts_first_audio") is not None
+    assert ledger.first(TTS_FIRST_AUDIO) is not None
 
 
 @pytest.mark.model
