@@ -14,9 +14,9 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 ToolFn = Callable[[Any, "ToolContext"], Awaitable[Any]]
 _REF = re.compile(r"^\$(\d+)((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)$")
@@ -64,6 +64,34 @@ def tool(*, safe: bool, name: str | None = None, timeout_s: float | None = None)
         return Tool(name or fn.__name__, doc.strip(), args_model, fn, safe, timeout_s)
 
     return wrap
+
+
+_JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
+                               "array": list[Any], "object": dict[str, Any]}
+
+
+def model_from_schema(name: str, schema: dict[str, Any]) -> type[BaseModel]:
+    """An argument model for a tool declared by a JSON schema (a client's tool): top-level properties
+    with their JSON types and enums, required ones required; anything deeper is left to the client."""
+    required = set(schema.get("required", []))
+    fields: dict[str, Any] = {}
+    for key, prop in (schema.get("properties") or {}).items():
+        prop = prop if isinstance(prop, dict) else {}
+        kind: Any = Any
+        if isinstance(prop.get("enum"), list) and prop["enum"]:
+            kind = Literal[tuple(prop["enum"])]
+        elif isinstance(prop.get("type"), str):
+            kind = _JSON_TYPES.get(prop["type"], Any)
+        fields[key] = (kind, ...) if key in required else (kind | None, None)
+    model: type[BaseModel] = create_model(f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
+    return model
+
+
+def client_tool(name: str, description: str, parameters: dict[str, Any], fn: ToolFn,
+                timeout_s: float = 120.0) -> Tool:
+    """A tool the client runs (Realtime `function_call`): never speculated, since the server cannot know
+    whether it changes anything."""
+    return Tool(name, description or name, model_from_schema(name, parameters), fn, safe=False, timeout_s=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -151,6 +179,15 @@ class ToolBox:
 
     def add(self, extra: Tool) -> None:
         self.tools[extra.name] = extra
+
+    def set_client_tools(self, tools: Iterable[Tool]) -> None:
+        """Replace the client's tools; the catalog's own tools keep their names."""
+        own = {t.name for t in self.catalog.tools}
+        self.tools = {t.name: t for t in self.catalog.tools}
+        for t in tools:
+            if t.name in own:
+                raise ValueError(f"tool {t.name!r} is already a server tool")
+            self.tools[t.name] = t
 
     def check(self, name: str, arguments: dict[str, Any], known_ids: set[int], call_id: int) -> str | None:
         """Why a call cannot be issued, or None. Arguments with `$N` are fully checked once resolved."""

@@ -61,12 +61,33 @@ class AgentSettings(BaseModel):
         )
 
 
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: list[str] = Field(default_factory=list, description="Bearer keys; none = loopback clients only")
+    max_sessions: int = 16
+    max_message_bytes: int = 4 * 1024 * 1024  # one client event (an audio append of ~60 s fits)
+    idle_timeout_s: float = 300.0  # a session that sends nothing this long is closed
+    audio_lead_s: float = 0.3  # how far answer audio runs ahead of real time on the wire
+    turns_kept: int = 100  # ledgers served at /v1/turns
+
+
+class SpeechSettings(BaseModel):
+    asr_model: Literal["tiny.en", "base"] = "tiny.en"
+    asr_threads: int = 2
+    partial_interval_ms: int = 250
+    tts_chunk_ms: int = 40
+    preload: bool = True  # load the speech models at start-up rather than on the first audio session
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPECVOICE_", env_nested_delimiter="__", extra="forbid")
 
     llm: LLMSettings = LLMSettings()
     embedded: EmbeddedLLMSettings = EmbeddedLLMSettings()
     agent: AgentSettings = AgentSettings()
+    server: ServerSettings = ServerSettings()
+    speech: SpeechSettings = SpeechSettings()
 
     @classmethod
     def settings_customise_sources(

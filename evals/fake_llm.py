@@ -15,7 +15,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -245,12 +245,12 @@ class ASGIStreamTransport(httpx.AsyncBaseTransport):
 
 
 @contextlib.asynccontextmanager
-async def serve_loopback(app: ASGIApp) -> AsyncIterator[str]:
+async def serve_loopback(app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port; yields its `/v1` base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan=lifespan))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110  # uvicorn only exposes a flag
         await asyncio.sleep(0.01)

@@ -248,10 +248,9 @@ class StreamingASR:
                     _, audio = self._endpoints.pop(0)
                     hyp = await asyncio.to_thread(self.decoder.transcribe, audio)
                     text = hyp.text if hyp.no_speech_prob < self.settings.no_speech_threshold else ""
-                    if text:
-                        if self.ledger is not None:
-                            self.ledger.mark(FINAL, chars=len(text))
-                        self._emit(TranscriptUpdate(text, final=True))
+                    if self.ledger is not None:
+                        self.ledger.mark(FINAL, chars=len(text))
+                    self._emit(TranscriptUpdate(text, final=True))  # "" if it was not speech after all
                     agreement = LocalAgreement()
                 if self._closed:
                     return

@@ -1,0 +1,117 @@
+"""Contract tests: the official `openai` SDK's realtime client against the app, on the scripted LLM."""
+
+import asyncio
+
+from openai import AsyncOpenAI
+
+from agent.protocol import Answer, ToolCall
+from evals.fake_llm import Recorded, Reply
+from tests.server.realtime_support import running, until
+from tests.support import step
+
+
+def answer(text: str):
+    return lambda rec: Reply(step("answer it", Answer(text)))
+
+
+def test_session_created_updated_and_a_text_turn():
+    async def main():
+        async with running(answer("It is fourteen degrees in Paris.")) as (url, fake):
+            client = AsyncOpenAI(api_key="k", base_url=url)
+            async with client.realtime.connect(model="specvoice") as conn:
+                created = await until(conn, "session.created")
+                assert created.session.audio.output.format.rate == 24_000
+                await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
+                                                   "instructions": "Be brief."})
+                updated = await until(conn, "session.updated")
+                assert updated.session.output_modalities == ["text"]
+                await conn.conversation.item.create(item={
+                    "type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": "What is the weather in Paris?"}]})
+                await until(conn, "conversation.item.added")
+                await conn.response.create()
+                seen = []
+                done = await until(conn, "response.done", seen)
+                deltas = "".join(e.delta for e in seen if e.type == "response.output_text.delta")
+                assert deltas == "It is fourteen degrees in Paris."
+                assert done.response.status == "completed"
+                assert done.response.output[0].content[0].text == deltas
+                kinds = [e.type for e in seen]
+                assert kinds.index("response.created") < kinds.index("response.output_item.added") < kinds.index(
+                    "response.content_part.added") < kinds.index("response.output_text.done")
+            await client.close()
+            assert "What is the weather in Paris?" in fake.requests[0].prefix
+
+    asyncio.run(main())
+
+
+def test_client_tool_round_trip_surfaces_only_at_the_commit_point():
+    def policy(rec: Recorded) -> Reply:
+        if "<tool_call>" not in rec.prefix:
+            return Reply(step("look it up", ToolCall(1, "get_stock_price", {"symbol": "ACME"})))
+        if "<tool_result" in rec.prefix:
+            return Reply(step("have it", Answer("ACME trades at 42 dollars.")))
+        return Reply(step("wait", "<pause/>\n"))
+
+    async def main():
+        async with running(policy) as (url, _):
+            client = AsyncOpenAI(api_key="k", base_url=url)
+            async with client.realtime.connect(model="specvoice") as conn:
+                await conn.session.update(session={"type": "realtime", "output_modalities": ["text"], "tools": [{
+                    "type": "function", "name": "get_stock_price", "description": "The price of a stock.",
+                    "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}},
+                                   "required": ["symbol"]}}]})
+                await until(conn, "session.updated")
+                await conn.conversation.item.create(item={
+                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": "ACME price?"}]})
+                await conn.response.create()
+                seen = []
+                call = await until(conn, "response.function_call_arguments.done", seen)
+                assert call.name == "get_stock_price" and call.arguments == '{"symbol": "ACME"}'
+                first = await until(conn, "response.done", seen)
+                assert first.response.output[-1].type == "function_call"
+                await conn.conversation.item.create(item={
+                    "type": "function_call_output", "call_id": call.call_id, "output": '{"price": 42}'})
+                await conn.response.create()
+                seen = []
+                second = await until(conn, "response.done", seen)
+                text = "".join(e.delta for e in seen if e.type == "response.output_text.delta")
+                assert text == "ACME trades at 42 dollars." and second.response.status == "completed"
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_response_cancel_and_error_events_keep_the_session():
+    async def main():
+        slow = lambda rec: Reply(step("answer it", Answer("A long answer " * 40)), chunk_s=0.05)  # noqa: E731
+        async with running(slow) as (url, _):
+            client = AsyncOpenAI(api_key="k", base_url=url)
+            async with client.realtime.connect(model="specvoice") as conn:
+                await until(conn, "session.created")
+                await conn.send({"type": "no.such.event"})
+                err = await until(conn, "error")
+                assert err.error.code == "unknown_event" and "no.such.event" in err.error.message
+                await conn.send({"type": "input_audio_buffer.append", "audio": "%%%not base64"})
+                err = await until(conn, "error")
+                assert err.error.code == "invalid_audio"
+                await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+                await until(conn, "session.updated")
+                await conn.conversation.item.create(item={
+                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Tell me a story"}]})
+                await conn.response.create()
+                await until(conn, "response.output_text.delta")
+                await conn.response.cancel()
+                done = await until(conn, "response.done")
+                assert done.response.status == "cancelled"
+                await conn.response.cancel()
+                err = await until(conn, "error")
+                assert err.error.code == "response_cancel_not_active"
+                # the session still answers
+                await conn.conversation.item.create(item={
+                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]})
+                await conn.response.create()
+                assert (await until(conn, "response.done")).response.status == "completed"
+            await client.close()
+
+    asyncio.run(main())
