@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None,
             if settings.speech.preload and speech is None:
                 await models.load()
             state["services"] = Services(settings, the_llm, load_catalog(settings.agent.catalog), models, metrics)
+            host, port = settings.server.host, settings.server.port
+            log.info("specvoice is ready: open http://%s:%d/ (Realtime: ws://%s:%d/v1/realtime)", host, port, host,
+                     port)
             yield
 
     app = FastAPI(title="specvoice", lifespan=lifespan)

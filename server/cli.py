@@ -19,6 +19,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides.setdefault("agent", {})["mode"] = args.mode
     if getattr(args, "base_url", None):
         overrides.setdefault("llm", {})["base_url"] = args.base_url
+    for key in ("host", "port"):
+        if getattr(args, key, None) is not None:
+            overrides.setdefault("server", {})[key] = getattr(args, key)
     return Settings.load(args.config, **overrides)
 
 
@@ -49,6 +52,27 @@ def cmd_llm_serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from agent.embedded import EmbeddedLLMError
+    from server.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_level="info",
+                            ws_max_size=settings.server.max_message_bytes + 1024, ws_ping_interval=20.0)
+    try:
+        uvicorn.Server(config).run()  # Ctrl-C / SIGTERM: sessions close, the embedded vLLM stops
+    except EmbeddedLLMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -88,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--mode", choices=["sequential", "async", "speculative"])
     chat.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded vLLM")
     chat.set_defaults(func=cmd_chat)
+
+    srv = sub.add_parser("serve", help="the Realtime server and the browser client (default 127.0.0.1:8000)")
+    srv.add_argument("--host", help="interface to listen on (settings: server.host)")
+    srv.add_argument("--port", type=int, help="port (settings: server.port)")
+    srv.add_argument("--mode", choices=["sequential", "async", "speculative"])
+    srv.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded vLLM")
+    srv.set_defaults(func=cmd_serve)
     return parser
 
 

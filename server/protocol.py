@@ -91,6 +91,10 @@ class TextDelta(_Event):
     delta: str
 
 
+class TextCommit(_Event):
+    text: str | None = None  # the final text, if it differs from the deltas (the user edited it)
+
+
 CLIENT_EVENTS: dict[str, type[_Event]] = {
     "session.update": SessionUpdate,
     "input_audio_buffer.append": AudioAppend,
@@ -104,7 +108,7 @@ CLIENT_EVENTS: dict[str, type[_Event]] = {
     "response.cancel": ResponseCancel,
     "output_audio_buffer.clear": _Event,
     "x.input_text.delta": TextDelta,
-    "x.input_text.commit": _Event,
+    "x.input_text.commit": TextCommit,
 }
 
 

@@ -34,6 +34,7 @@ from server.protocol import (
     ResponseCancel,
     SessionConfig,
     SessionUpdate,
+    TextCommit,
     TextDelta,
     decode_audio,
     error_event,
@@ -127,8 +128,8 @@ class Response:
 
     def _open_message(self) -> dict[str, Any]:
         if self._message is None:
-            item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "assistant",
-                    "status": "in_progress", "content": []}
+            item: dict[str, Any] = {"id": new_id("item"), "object": "realtime.item", "type": "message",
+                                    "role": "assistant", "status": "in_progress", "content": []}
             self._message = item
             self.output.append(item)
             self.s.add_item(item)
@@ -379,7 +380,7 @@ class RealtimeSession:
             case "x.input_text.delta":
                 self._text_delta(event)
             case "x.input_text.commit":
-                self._text_commit()
+                self._text_commit(event)
 
     def _session_update(self, event: SessionUpdate) -> None:
         old_td = self.config.turn_detection
@@ -417,13 +418,14 @@ class RealtimeSession:
     async def _hear(self, asr: StreamingASR) -> None:
         async for e in asr.events():
             if isinstance(e, SpeechStarted):
-                self._interrupt()
-                td = self.config.turn_detection
-                state = self._start_turn(auto_response=td is None or td.create_response, audio=True)
-                state.turn.ledger.mark(SPEECH_START, audio_ms=e.audio_start_ms)
                 self._heard_item, self._heard_partial = new_id("item"), ""
                 self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": e.audio_start_ms,
                            "item_id": self._heard_item})
+                td = self.config.turn_detection
+                if td is None or td.interrupt_response:
+                    self._interrupt()
+                state = self._start_turn(auto_response=td is None or td.create_response, audio=True)
+                state.turn.ledger.mark(SPEECH_START, audio_ms=e.audio_start_ms)
             elif isinstance(e, SpeechStopped) and self._heard_item is not None:
                 if self._turn is not None:
                     self._turn.turn.ledger.mark(SPEECH_END, audio_ms=e.audio_end_ms)
@@ -537,10 +539,15 @@ class RealtimeSession:
         if self._typed.strip():
             state.turn.push(TranscriptUpdate(self._typed.strip()))
 
-    def _text_commit(self) -> None:
-        state, text = self._typed_turn, self._typed.strip()
+    def _text_commit(self, event: TextCommit) -> None:
+        state, text = self._typed_turn, (event.text if event.text is not None else self._typed).strip()
         self._typed_turn, self._typed = None, ""
+        if state is None and text:
+            self._interrupt()
+            state = self._start_turn(auto_response=True, audio=False)
         if state is None or not text:
+            if state is not None:
+                state.turn.cancel()
             raise ProtocolError("x.input_text.commit: no text was typed since the last commit", "empty_text")
         state.turn.push(TranscriptUpdate(text, final=True))
         item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "user",
@@ -550,7 +557,7 @@ class RealtimeSession:
         self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
 
-    def _item(self, event: ItemRef) -> dict[str, Any]:
+    def _item(self, event: ItemRef | ItemTruncate) -> dict[str, Any]:
         item = self.items.get(event.item_id)
         if item is None:
             raise ProtocolError(f"no conversation item {event.item_id!r}", "item_not_found", "item_id")

@@ -1,7 +1,9 @@
 """Contract tests: the official `openai` SDK's realtime client against the app, on the scripted LLM."""
 
 import asyncio
+import base64
 
+import pytest
 from openai import AsyncOpenAI
 
 from agent.protocol import Answer, ToolCall
@@ -84,8 +86,12 @@ def test_client_tool_round_trip_surfaces_only_at_the_commit_point():
 
 def test_response_cancel_and_error_events_keep_the_session():
     async def main():
-        slow = lambda rec: Reply(step("answer it", Answer("A long answer " * 40)), chunk_s=0.05)  # noqa: E731
-        async with running(slow) as (url, _):
+        def slow_story(rec: Recorded) -> Reply:
+            if "story" in rec.prefix.rsplit("<final_query_update>", 1)[-1]:
+                return Reply(step("answer it", Answer("A long answer " * 40)), chunk_s=0.05)
+            return Reply(step("answer it", Answer("Hello.")))
+
+        async with running(slow_story) as (url, _):
             client = AsyncOpenAI(api_key="k", base_url=url)
             async with client.realtime.connect(model="specvoice") as conn:
                 await until(conn, "session.created")
@@ -112,6 +118,64 @@ def test_response_cancel_and_error_events_keep_the_session():
                     "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]})
                 await conn.response.create()
                 assert (await until(conn, "response.done")).response.status == "completed"
+            await client.close()
+
+    asyncio.run(main())
+
+
+def spoken(text: str) -> bytes:
+    from speech.tts import TTS
+
+    return TTS(deterministic=True).synthesize(text)
+
+
+async def play(conn, pcm: bytes, speed: float = 2.0) -> None:
+    from speech.audio import paced
+
+    async for piece in paced(pcm, 24_000, 40, speed):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(piece).decode())
+
+
+@pytest.mark.model
+def test_a_spoken_turn_end_to_end_and_barge_in():
+    from speech.audio import WIRE_RATE
+
+    question = spoken("What is the weather in Paris today?")
+    interruption = spoken("Stop, never mind.")
+    silence = bytes(WIRE_RATE * 2)
+
+    async def main():
+        async with running(answer("It is fourteen degrees in Paris, with light rain all afternoon. "
+                                  "Take an umbrella if you go out.")) as (url, _):
+            client = AsyncOpenAI(api_key="k", base_url=url)
+            async with client.realtime.connect(model="specvoice") as conn:
+                await until(conn, "session.created")
+                seen = []
+                speaking = asyncio.create_task(play(conn, silence[: WIRE_RATE] + question + silence))
+                await until(conn, "response.output_audio.delta", seen)
+                await speaking
+                kinds = [e.type for e in seen]
+                for kind in ("input_audio_buffer.speech_started", "conversation.item.input_audio_transcription.delta",
+                             "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
+                             "conversation.item.input_audio_transcription.completed", "response.created",
+                             "response.output_audio_transcript.delta"):
+                    assert kind in kinds, kind
+                assert kinds.index("input_audio_buffer.speech_started") < kinds.index(
+                    "input_audio_buffer.speech_stopped") < kinds.index("response.created")
+                completed = next(e for e in seen if e.type == "conversation.item.input_audio_transcription.completed")
+                assert completed.transcript.strip(" .?").lower() == "what is the weather in paris today"
+                # barge in while the answer plays
+                seen = []
+                await play(conn, interruption + silence)
+                done = await until(conn, "response.done", seen)
+                assert done.response.status == "cancelled"
+                assert "input_audio_buffer.speech_started" in [e.type for e in seen]
+                # the interruption is a turn of its own, answered in full
+                seen = []
+                done = await until(conn, "response.done", seen)
+                assert done.response.status == "completed"
+                audio = b"".join(base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta")
+                assert len(audio) / 2 / WIRE_RATE > 2.0  # the whole answer was spoken
             await client.close()
 
     asyncio.run(main())
