@@ -125,13 +125,17 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None,
 
         async def messages() -> AsyncIterator[str | bytes]:
             while True:
-                try:
-                    async with asyncio.timeout(idle):
-                        message = await ws.receive()
-                except TimeoutError:
+                receive = asyncio.ensure_future(ws.receive())
+                while True:  # idle means: nothing from the client and nothing being answered
+                    done, _ = await asyncio.wait([receive], timeout=idle)
+                    if done or not session.busy:
+                        break
+                if not done:
+                    receive.cancel()
                     session.error(ProtocolError(f"no event for {idle:g} s: closing the session", "idle_timeout"),
                                   None)
                     return
+                message = receive.result()
                 if message["type"] == "websocket.disconnect":
                     return
                 data = message.get("text") if message.get("text") is not None else message.get("bytes")

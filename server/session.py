@@ -269,6 +269,11 @@ class RealtimeSession:
         self._typed_turn: TurnState | None = None
         self._calls: dict[str, asyncio.Future[str]] = {}
 
+    @property
+    def busy(self) -> bool:
+        """A turn is being heard or answered."""
+        return self._turn is not None and not self._turn.done
+
     # -- plumbing -------------------------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
