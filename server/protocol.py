@@ -258,9 +258,10 @@ def _check_format(fmt: Any) -> None:
 def _turn_detection(td: Any, current: TurnDetection | None) -> TurnDetection | None:
     if td is None:
         return None
-    if not isinstance(td, dict) or td.get("type", "server_vad") != "server_vad":
-        raise ProtocolError("turn_detection must be null or {type: 'server_vad', ...} (semantic_vad is not "
-                            "supported)", "invalid_session", "session.turn_detection")
+    # semantic_vad (the default of some clients) is served by the same VAD endpointing; eagerness is ignored
+    if not isinstance(td, dict) or td.get("type", "server_vad") not in ("server_vad", "semantic_vad"):
+        raise ProtocolError("turn_detection must be null or {type: 'server_vad', ...}", "invalid_session",
+                            "session.turn_detection")
     base = current or TurnDetection()
     try:
         out = TurnDetection(

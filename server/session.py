@@ -135,7 +135,7 @@ class Response:
             self.s.add_item(item)
             self.s.emit({"type": "response.output_item.added", "response_id": self.id,
                          "output_index": len(self.output) - 1, "item": item})
-            part = {"type": "output_audio", "transcript": ""} if self.audio else {"type": "output_text", "text": ""}
+            part = {"type": "audio", "transcript": ""} if self.audio else {"type": "text", "text": ""}
             self.s.emit({"type": "response.content_part.added", "response_id": self.id, "item_id": item["id"],
                          "output_index": len(self.output) - 1, "content_index": 0, "part": part})
             if self.audio:
@@ -228,14 +228,15 @@ class Response:
             text = "".join(self._text)
             index = self.output.index(item)
             ids = {"response_id": self.id, "item_id": item["id"], "output_index": index, "content_index": 0}
+            # content parts are "audio"/"text" in part events and "output_audio"/"output_text" in items
             if self.audio:
-                part = {"type": "output_audio", "transcript": text}
+                part = {"type": "audio", "transcript": text}
                 self.s.emit({"type": "response.output_audio.done", **ids})
                 self.s.emit({"type": "response.output_audio_transcript.done", **ids, "transcript": text})
             else:
-                part = {"type": "output_text", "text": text}
+                part = {"type": "text", "text": text}
                 self.s.emit({"type": "response.output_text.done", **ids, "text": text})
-            item["content"] = [part]
+            item["content"] = [{**part, "type": f"output_{part['type']}"}]
             item["status"] = "completed" if self.status == "completed" else "incomplete"
             self.s.emit({"type": "response.content_part.done", **ids, "part": part})
             self.s.emit({"type": "response.output_item.done", "response_id": self.id, "output_index": index,

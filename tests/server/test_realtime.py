@@ -179,3 +179,46 @@ def test_a_spoken_turn_end_to_end_and_barge_in():
             await client.close()
 
     asyncio.run(main())
+
+
+def test_openai_agents_realtime_runs_its_own_function_tool():
+    from agents import function_tool
+    from agents.realtime import RealtimeAgent, RealtimeRunner
+
+    calls = []
+
+    @function_tool
+    def get_stock_price(symbol: str) -> str:
+        """The price of a stock."""
+        calls.append(symbol)
+        return '{"price": 42}'
+
+    def policy(rec: Recorded) -> Reply:
+        if "<tool_call>" not in rec.prefix:
+            return Reply(step("look it up", ToolCall(1, "get_stock_price", {"symbol": "ACME"})))
+        if "<tool_result" in rec.prefix:
+            return Reply(step("have it", Answer("ACME trades at 42 dollars.")))
+        return Reply(step("wait", "<pause/>\n"))
+
+    async def main():
+        async with running(policy) as (url, _):
+            agent = RealtimeAgent(name="assistant", instructions="Answer briefly.", tools=[get_stock_price])
+            runner = RealtimeRunner(agent, config={"model_settings": {"output_modalities": ["text"]},
+                                                   "tracing_disabled": True})
+            session = await runner.run(model_config={"url": url.replace("http", "ws") + "/realtime",
+                                                     "api_key": "k"})
+            async with session:
+                await session.send_message("What does ACME trade at?")
+                kinds = []
+                async with asyncio.timeout(20):
+                    async for event in session:
+                        kinds.append(event.type)
+                        if event.type == "error":
+                            raise AssertionError(event)
+                        if event.type == "agent_end" and "tool_end" in kinds:
+                            break
+            assert calls == ["ACME"]
+            texts = [str(item) for item in session._history]
+            assert any("ACME trades at 42 dollars." in t for t in texts), texts
+
+    asyncio.run(main())

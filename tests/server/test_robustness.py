@@ -93,7 +93,7 @@ async def serve(frames: list[str | bytes]) -> list[dict]:
     return sent
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(raw_frames, min_size=1, max_size=25))
 def test_malformed_and_out_of_order_events_only_get_error_events(frames):
     sent = asyncio.run(serve(frames))
