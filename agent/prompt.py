@@ -111,5 +111,5 @@ def action_regex(tools: Iterable[Tool]) -> str:
         rf'\{{"id": {_CALL_ID}, "name": {re.escape(json.dumps(t.name))}, "arguments": {arguments_regex(t)}\}}'
         for t in tools
     )
-    tool_call = rf"<tool_call>({calls}|REMOVE {_CALL_ID})</tool_call>"
-    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n({tool_call}|<pause/>|{_ANSWER})\n"
+    actions = [rf"<tool_call>({calls}|REMOVE {_CALL_ID})</tool_call>"] if calls else []  # no tools: no calls
+    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n({'|'.join([*actions, '<pause/>', _ANSWER])})\n"

@@ -161,3 +161,11 @@ def test_action_regex_accepts_valid_steps_and_rejects_others():
     ]
     for text in bad:
         assert not pattern.fullmatch(text), text
+
+
+def test_action_regex_without_tools_admits_only_pause_and_answer():
+    pattern = re.compile(action_regex([]))
+    assert pattern.fullmatch(format_element(Think("hi")) + format_element(Answer("Hello!")))
+    assert pattern.fullmatch(format_element(Think("hm")) + format_element(Pause()))
+    assert not pattern.fullmatch(format_element(Think("x")) + "<tool_call></tool_call>\n")
+    assert not pattern.fullmatch(format_element(Think("x")) + format_element(Remove(1)))
