@@ -106,10 +106,13 @@ def answer_regex() -> str:
     return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n{_ANSWER}\n"
 
 
-def action_regex(tools: Iterable[Tool]) -> str:
+def action_regex(tools: Iterable[Tool], *, pause: bool = True) -> str:
+    """One step: a think and one action. `pause=False` after the final update when nothing is pending:
+    waiting could only end in an error round, so the step must act or answer."""
     calls = "|".join(
         rf'\{{"id": {_CALL_ID}, "name": {re.escape(json.dumps(t.name))}, "arguments": {arguments_regex(t)}\}}'
         for t in tools
     )
     actions = [rf"<tool_call>({calls}|REMOVE {_CALL_ID})</tool_call>"] if calls else []  # no tools: no calls
-    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n({'|'.join([*actions, '<pause/>', _ANSWER])})\n"
+    actions += ["<pause/>"] if pause else []
+    return rf"<think>[^<]{{0,{THINK_MAX}}}</think>\n({'|'.join([*actions, _ANSWER])})\n"

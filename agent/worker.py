@@ -158,6 +158,7 @@ class Turn:
         tools = list(session.toolbox.tools.values())
         self._system = system_prompt(tools, session.toolbox.catalog.example)
         self._regex = action_regex(tools) if self.config.constrained else None
+        self._regex_no_pause = action_regex(tools, pause=False) if self.config.constrained else None
         self._steps_after_final = 0
         self._calls_issued = 0
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
@@ -329,6 +330,8 @@ class Turn:
                     self._start_fallback()
                     return
                 regex = answer_regex()
+            elif regex is not None and self.graph is not None and not self.graph.outstanding():
+                regex = self._regex_no_pause
         prefix = self.session.history_text() + "".join(self.trace)
         gen = Generation(self._system, prefix, regex, self.config.max_step_tokens)
         self.ledger.mark(LLM_REQUEST, gen=self._gen_id, prefix_chars=len(prefix))

@@ -31,9 +31,11 @@ class AudioChunk:
 class TextSegmenter:
     """Collects streamed text and releases speakable segments: a sentence or a long enough clause."""
 
-    def __init__(self, min_clause_chars: int = 24) -> None:
+    def __init__(self, min_clause_chars: int = 24, first_clause_chars: int = 12) -> None:
         self.min_clause_chars = min_clause_chars
+        self.first_clause_chars = first_clause_chars  # the first clause may be shorter: it starts the audio
         self._buffer = ""
+        self._started = False
 
     def push(self, text: str) -> list[str]:
         self._buffer += text
@@ -43,12 +45,14 @@ class TextSegmenter:
             end = m.end()
             piece = self._buffer[start:end]
             comma = m.group() == ","
-            if comma and len(piece.strip()) < self.min_clause_chars:
+            shortest = self.min_clause_chars if self._started or out else self.first_clause_chars
+            if comma and len(piece.strip()) < shortest:
                 continue  # a short clause waits for more, so speech does not stutter
             if piece.strip():
                 out.append(piece.strip())
             start = end
         self._buffer = self._buffer[start:]
+        self._started = self._started or bool(out)
         return out
 
     def flush(self) -> list[str]:

@@ -378,7 +378,7 @@ def test_turn_end_keeps_committed_calls_and_drops_unread_lookups():
 
 def test_step_budget_forces_an_answer_only_step():
     def answer_only(rec: Recorded) -> bool:
-        return "<pause/>" not in rec.body["structured_outputs"]["regex"]
+        return "<tool_call>" not in rec.body["structured_outputs"]["regex"]
 
     def policy(rec: Recorded) -> Reply:
         if answer_only(rec):
@@ -391,6 +391,24 @@ def test_step_budget_forces_an_answer_only_step():
     assert done.status == TurnStatus.COMPLETED and done.answer == "Here is what I found."
     forced = [answer_only(r) for r in h.requests]
     assert forced[:3] == [False] * 3 and all(forced[3:]) and len(forced) >= 4
+
+
+def test_after_the_final_update_with_nothing_pending_the_model_cannot_pause():
+    def policy(rec: Recorded) -> Reply:
+        if "<tool_result" in rec.prefix:
+            return Reply(step("have it", Answer("Fourteen degrees.")))
+        if "<final_query_update>" in rec.prefix and "<tool_call>" not in rec.prefix:
+            return Reply(step("look", ToolCall(1, "get_weather", {"city": "Paris"})))
+        return Reply(step("waiting", Pause()))
+
+    h = harness(policy, latency=(0.5, 0.5))
+    done = run_virtual(h.turn([(0, partial("weather in")), (1.0, final("weather in Paris"))]))
+    assert done.answer == "Fourteen degrees."
+    regexes = [r.body["structured_outputs"]["regex"] for r in h.requests]
+    assert "<pause/>" in regexes[0]  # a partial: waiting for more words is fine
+    first_after_final = next(i for i, r in enumerate(h.requests) if "<final_query_update>" in r.prefix)
+    assert "<pause/>" not in regexes[first_after_final] and "<tool_call>" in regexes[first_after_final]
+    assert "<pause/>" in regexes[first_after_final + 1]  # the call is running: waiting for it is fine
 
 
 def test_rejected_request_goes_straight_to_the_plain_fallback():

@@ -17,6 +17,9 @@ def test_segmenter_cuts_sentences_and_long_clauses_only():
     ]
     assert seg.flush() == ["they say"]
     assert seg.flush() == []
+    first = TextSegmenter(min_clause_chars=24, first_clause_chars=12)  # the first clause starts the audio
+    assert first.push("I'm doing well, thanks, and you") == ["I'm doing well,"]
+    assert first.push(", my friend? Fine") == ["thanks, and you, my friend?"]
 
 
 @pytest.fixture(scope="module")
