@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,8 +107,11 @@ class EmbeddedLLM:
 
     def command(self) -> list[str]:
         s = self.settings
+        # A lower CPU priority: on a small machine the speech stages' short bursts (final transcript,
+        # first audio) must not queue behind the LLM's long generations.
+        nice = ["nice", "-n", str(s.nice)] if s.nice > 0 and shutil.which("nice") else []
         return [
-            str(self.paths.python), "-m", "vllm.entrypoints.openai.api_server",
+            *nice, str(self.paths.python), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(self.paths.model),
             "--served-model-name", SERVED_NAME,
             "--host", s.host, "--port", str(s.port),
