@@ -107,8 +107,8 @@ class EmbeddedLLM:
 
     def command(self) -> list[str]:
         s = self.settings
-        # A lower CPU priority: on a small machine the speech stages' short bursts (final transcript,
-        # first audio) must not queue behind the LLM's long generations.
+        # The lowest CPU priority: on a small machine the speech stages' short bursts (final transcript,
+        # first audio) must not queue behind the LLM's generations (measured: docs/benchmarks.md).
         nice = ["nice", "-n", str(s.nice)] if s.nice > 0 and shutil.which("nice") else []
         return [
             *nice, str(self.paths.python), "-m", "vllm.entrypoints.openai.api_server",

@@ -37,7 +37,7 @@ class EmbeddedLLMSettings(BaseModel):
     max_model_len: int = 4096
     kv_cache_gib: int = 1
     startup_timeout_s: float = 600.0
-    nice: int = Field(default=5, ge=0, le=19, description="CPU niceness of the vLLM process (speech stages first)")
+    nice: int = Field(default=19, ge=0, le=19, description="CPU niceness of the vLLM process (speech stages first)")
 
 
 class AgentSettings(BaseModel):

@@ -34,7 +34,7 @@ def test_setup_runs_the_recipe_once(tmp_path, monkeypatch):
 def test_server_command_is_loopback_eager_and_prefix_cached(tmp_path):
     llm = embedded.EmbeddedLLM(EmbeddedLLMSettings(home=tmp_path, port=8123), log=lambda m: None)
     cmd = llm.command()
-    assert cmd[:3] == ["nice", "-n", "5"]  # the speech stages come first on the CPU
+    assert cmd[:3] == ["nice", "-n", "19"]  # the speech stages come first on the CPU
     assert cmd[4:6] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "8123"
     assert "--enforce-eager" in cmd and "--enable-prefix-caching" in cmd

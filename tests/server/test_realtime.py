@@ -47,16 +47,18 @@ def test_session_created_updated_and_a_text_turn():
     asyncio.run(main())
 
 
-def test_client_tool_round_trip_surfaces_only_at_the_commit_point():
-    def policy(rec: Recorded) -> Reply:
-        if "<tool_call>" not in rec.prefix:
-            return Reply(step("look it up", ToolCall(1, "get_stock_price", {"symbol": "ACME"})))
-        if "<tool_result" in rec.prefix:
-            return Reply(step("have it", Answer("ACME trades at 42 dollars.")))
-        return Reply(step("wait", "<pause/>\n"))
+def stock_policy(rec: Recorded) -> Reply:
+    """Call the client's stock tool, wait for its result, answer with it."""
+    if "<tool_call>" not in rec.prefix:
+        return Reply(step("look it up", ToolCall(1, "get_stock_price", {"symbol": "ACME"})))
+    if "<tool_result" in rec.prefix:
+        return Reply(step("have it", Answer("ACME trades at 42 dollars.")))
+    return Reply(step("wait", "<pause/>\n"))
 
+
+def test_client_tool_round_trip_surfaces_only_at_the_commit_point():
     async def main():
-        async with running(policy) as (url, _):
+        async with running(stock_policy) as (url, _):
             client = AsyncOpenAI(api_key="k", base_url=url)
             async with client.realtime.connect(model="specvoice") as conn:
                 await conn.session.update(session={"type": "realtime", "output_modalities": ["text"], "tools": [{
@@ -193,15 +195,8 @@ def test_openai_agents_realtime_runs_its_own_function_tool():
         calls.append(symbol)
         return '{"price": 42}'
 
-    def policy(rec: Recorded) -> Reply:
-        if "<tool_call>" not in rec.prefix:
-            return Reply(step("look it up", ToolCall(1, "get_stock_price", {"symbol": "ACME"})))
-        if "<tool_result" in rec.prefix:
-            return Reply(step("have it", Answer("ACME trades at 42 dollars.")))
-        return Reply(step("wait", "<pause/>\n"))
-
     async def main():
-        async with running(policy) as (url, _):
+        async with running(stock_policy) as (url, _):
             agent = RealtimeAgent(name="assistant", instructions="Answer briefly.", tools=[get_stock_price])
             runner = RealtimeRunner(agent, config={"model_settings": {"output_modalities": ["text"]},
                                                    "tracing_disabled": True})
