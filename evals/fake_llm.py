@@ -245,8 +245,8 @@ class ASGIStreamTransport(httpx.AsyncBaseTransport):
 
 
 @contextlib.asynccontextmanager
-async def serve_loopback(app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port; yields its `/v1` base URL."""
+async def serve_loopback(app: Any, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
+    """Serve an ASGI app (any that uvicorn takes) on a free loopback port; yields its `/v1` base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
