@@ -217,3 +217,35 @@ def test_openai_agents_realtime_runs_its_own_function_tool():
             assert any("ACME trades at 42 dollars." in t for t in texts), texts
 
     asyncio.run(main())
+
+
+@pytest.mark.model
+def test_manual_commit_without_server_vad_and_beta_event_names():
+    question = spoken("What is the weather in Paris today?")
+
+    async def main():
+        async with running(answer("Fourteen degrees.")) as (url, _):
+            client = AsyncOpenAI(api_key="k", base_url=url)
+            async with client.realtime.connect(model="specvoice",
+                                               extra_headers={"OpenAI-Beta": "realtime=v1"}) as conn:
+                await until(conn, "session.created")
+                await conn.send({"type": "session.update", "session": {"modalities": ["text"],
+                                                                       "turn_detection": None}})
+                updated = await until(conn, "session.updated")
+                assert updated.session.turn_detection is None and updated.session.modalities == ["text"]
+                for i in range(0, len(question), 9600):
+                    await conn.input_audio_buffer.append(audio=base64.b64encode(question[i : i + 9600]).decode())
+                await conn.input_audio_buffer.commit()
+                seen = []
+                completed = await until(conn, "conversation.item.input_audio_transcription.completed", seen)
+                assert "input_audio_buffer.committed" in [e.type for e in seen]
+                assert "speech_started" not in " ".join(e.type for e in seen)  # no VAD: the client decides
+                assert completed.transcript.strip(" .?").lower() == "what is the weather in paris today"
+                await conn.response.create()
+                seen = []
+                await until(conn, "response.done", seen)
+                text = "".join(e.delta for e in seen if e.type == "response.text.delta")  # the beta name
+                assert text == "Fourteen degrees."
+            await client.close()
+
+    asyncio.run(main())
