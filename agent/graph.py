@@ -3,6 +3,10 @@
 A call may start only when every call it references is done and its gate is open. The gate of a
 safe call opens at once when speculation is on; every other gate opens only through `commit()`,
 which the worker calls at the commit point. There is no other way to start an unsafe call.
+
+Calls also keep the order of writes, since tools share state that `$N` references do not show (a
+`cd` before an `ls`): a state-changing call waits for every earlier call, and a read-only call waits
+for every earlier state-changing call. Reads run in parallel with each other.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Call:
     safe: bool
     speculative: bool  # issued before the final update
     deps: frozenset[int]
+    after: frozenset[int] = frozenset()  # earlier calls it must not overtake (ordering, not data)
     state: CallState = CallState.PENDING
     released: bool = False
     started: bool = False
@@ -77,6 +82,8 @@ class ToolGraph:
             cancelled = self._cancel(old)
         tool = self.toolbox.get(action.name)
         assert tool is not None, "the worker checks calls before issuing them"
+        earlier = [c for c in self.calls.values() if c.id < action.id and c.state != CallState.CANCELLED]
+        after = frozenset(c.id for c in earlier if not (tool.safe and c.safe))
         call = Call(
             id=action.id,
             version=next(self._versions),
@@ -85,6 +92,7 @@ class ToolGraph:
             safe=tool.safe,
             speculative=speculative,
             deps=frozenset(references(action.arguments)),
+            after=after,
         )
         self.calls[call.id] = call
         self._on_event(call, "revised" if old is not None else "issued")
@@ -141,6 +149,8 @@ class ToolGraph:
         for other in list(self.calls.values()):
             if call.id in other.deps and other.state != CallState.CANCELLED and other is not call:
                 cancelled += self._cancel(other)
+        if self.calls.get(call.id) is call:  # withdrawn, not revised: later calls need not wait for it
+            self._advance_dependents(call)
         return cancelled
 
     def _advance(self, call: Call) -> None:
@@ -155,7 +165,9 @@ class ToolGraph:
             self._on_complete(call)
             self._advance_dependents(call)
             return
-        if not all(d is not None and d.state == CallState.DONE for d in deps):
+        waits = any(d is None or d.state != CallState.DONE for d in deps) or any(
+            a in self.calls and self.calls[a].state not in TERMINAL for a in call.after)
+        if waits:
             call.state = CallState.PENDING
             return
         if not (call.released or (call.safe and self.speculate_safe)):
@@ -189,5 +201,5 @@ class ToolGraph:
 
     def _advance_dependents(self, call: Call) -> None:
         for other in list(self.calls.values()):
-            if call.id in other.deps:
+            if call.id in other.deps or call.id in other.after:
                 self._advance(other)

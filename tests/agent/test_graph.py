@@ -1,0 +1,57 @@
+"""The tool graph's ordering of writes, on virtual time."""
+
+import asyncio
+
+from agent.clock import run_virtual
+from agent.graph import ToolGraph
+from agent.protocol import ToolCall
+from agent.tools import ToolBox
+from tests.support import DEMO
+
+
+async def run_graph(steps) -> list[tuple[float, int, str]]:
+    """`steps`: (time, action) where action is a ToolCall, "commit" or ("remove", id)."""
+    loop = asyncio.get_running_loop()
+    events: list[tuple[float, int, str]] = []
+    async with asyncio.TaskGroup() as tg:
+        graph = ToolGraph(ToolBox(DEMO, latency_s=(0.5, 0.5), seed=0), speculate_safe=True, spawn=tg.create_task,
+                          on_event=lambda c, e: events.append((round(loop.time(), 3), c.id, e)),
+                          on_complete=lambda c: None)
+        t0 = loop.time()
+        for at, action in steps:
+            await asyncio.sleep(max(0.0, t0 + at - loop.time()))
+            if action == "commit":
+                graph.commit()
+            elif isinstance(action, tuple):
+                graph.remove(action[1])
+            else:
+                graph.issue(action, speculative=True)
+    return [(round(t - t0, 3), i, e) for t, i, e in events]
+
+
+def started(events, call_id):
+    return next(t for t, i, e in events if i == call_id and e == "started")
+
+
+def test_a_read_after_a_held_write_waits_for_the_write():
+    events = run_virtual(run_graph([
+        (0, ToolCall(1, "get_weather", {"city": "Paris"})),
+        (0, ToolCall(2, "send_message", {"to": "+1", "text": "hi"})),
+        (0, ToolCall(3, "read_calendar", {"day": "2026-12-01"})),
+        (1.0, "commit"),
+    ]))
+    assert started(events, 1) == 0.0  # a read before any write: speculated at once
+    assert started(events, 2) == 1.0  # the write waits for the commit (and for the read before it)
+    assert started(events, 3) == 1.5  # the read after the write sees its effect
+
+
+def test_writes_keep_their_order_and_a_removed_write_releases_the_calls_behind_it():
+    events = run_virtual(run_graph([
+        (0, ToolCall(1, "set_timer", {"minutes": 5})),
+        (0, ToolCall(2, "set_timer", {"minutes": 10})),
+        (0, ToolCall(3, "get_weather", {"city": "Rome"})),
+        (0.2, ("remove", 1)),
+        (0.4, "commit"),
+    ]))
+    assert (0.2, 1, "cancelled") in events
+    assert started(events, 2) == 0.4 and started(events, 3) == 0.9
