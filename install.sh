@@ -16,6 +16,8 @@ PY
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 # Silero VAD's model file; its declared dependencies (torch, several GB) are not needed for ONNX.
 .venv/bin/python -m pip install --quiet --no-deps silero-vad==6.2.3
+# BFCL's tasks, executable backends and checker (its declared dependency set is huge and unused here).
+.venv/bin/python -m pip install --quiet --no-deps bfcl-eval==2026.3.23 mpmath filelock
 if [ "${1:-}" != "--no-llm" ]; then
   .venv/bin/specvoice llm setup
 fi

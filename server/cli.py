@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--mode", choices=["sequential", "async", "speculative"])
     srv.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded vLLM")
     srv.set_defaults(func=cmd_serve)
+
+    from evals.bench import add_arguments, command
+
+    bench = sub.add_parser("bench", help="sequential vs async vs speculative on BFCL multi-turn (virtual clock)")
+    add_arguments(bench)
+    bench.set_defaults(func=command)
     return parser
 
 

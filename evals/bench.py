@@ -1,0 +1,310 @@
+"""`specvoice bench`: the three modes on the same tasks, seeds and tool latencies.
+
+Virtual-clock oracle mode (the default): an oracle stands in for the LLM and drives the real worker,
+tool graph and BFCL backends on a virtual clock, so the mechanism's speed-up is deterministic and
+cheap. The oracle issues each gold call as soon as the words it needs have been heard (a value that is
+never said must come from an earlier result, so it waits for the turn's earlier results), and answers
+once every result is in. Its generations take simulated time from their token counts (a first-token
+time and a decode rate, from a timing preset), and a generation that new input interrupts has spent
+that time for nothing, so speculation is not free by construction.
+
+Per turn: end of the user's speech to the first answer token and to the complete answer; per task:
+BFCL's own multi-turn checker; speculative calls issued, used and wasted; tokens thrown away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.clock import run_virtual
+from agent.events import AnswerDelta, ToolCallEvent, TranscriptUpdate, TurnDone
+from agent.ledger import SPEECH_END
+from agent.llm import OpenAICompatibleLLM
+from agent.protocol import Answer, Pause, Think, ToolCall, format_element
+from agent.tools import ToolBox
+from agent.worker import MODES, AgentConfig, AgentSession, Mode, Turn
+from evals import bfcl
+from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
+from evals.simulated_user import SimulatedUser
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long the simulated model takes: first token after a request, then tokens per second."""
+
+    first_token_s: float
+    tokens_per_s: float
+
+
+TIMINGS = {
+    "embedded": Timing(1.1, 20.0),  # SmolLM2-135M, vLLM CPU build, this 2-core machine (docs/benchmarks.md)
+    "gpu-3b": Timing(0.15, 80.0),  # a 3B model on one GPU with prefix caching (order of magnitude)
+}
+CHARS_PER_TOKEN = 4
+
+
+@dataclass
+class TurnResult:
+    task: str
+    turn: int
+    mode: str
+    to_first_token_s: float | None
+    to_answer_s: float | None
+    calls: int
+    speculative_issued: int
+    speculative_executed: int
+    speculative_used: int
+    speculative_wasted: int
+    tokens_discarded: int
+    status: str
+
+
+@dataclass
+class TaskResult:
+    task: str
+    mode: str
+    valid: bool
+    error: str | None
+    turns: list[TurnResult] = field(default_factory=list)
+
+
+_ISSUED = re.compile(r"<tool_call>")
+_RESULT = re.compile(r'<tool_result id="(\d+)">')
+_WORD = re.compile(r"[\w.'/-]+")
+
+
+def _literals(value: Any) -> list[str]:
+    """The values in a call's arguments that a user would say (strings and numbers)."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, str | int | float):
+        return [str(value).lower()]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _literals(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _literals(v)]
+    return []
+
+
+class Oracle:
+    """The scripted stand-in for the LLM, one turn at a time."""
+
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self.turn: Turn | None = None
+        self.gold: list[bfcl.GoldCall] = []
+        self.said_before = ""  # earlier turns' words
+        self.utterance = ""  # this turn's words, all of them
+        self.heard = ""  # this turn's words so far
+
+    def start(self, turn: Turn, gold: list[bfcl.GoldCall], utterance: str) -> None:
+        self.turn, self.gold, self.utterance, self.heard = turn, gold, utterance.lower(), ""
+
+    def end(self) -> None:
+        self.said_before += " " + self.utterance
+
+    def _available(self, call: bfcl.GoldCall, results_in: bool) -> bool:
+        spoken_before = self.said_before
+        for value in _literals(call.arguments):
+            if value in spoken_before or value in self.heard:
+                continue
+            if value in self.utterance:
+                return False  # the user has not said it yet
+            if not results_in:
+                return False  # never said: it comes from an earlier result
+        if not _literals(call.arguments):  # nothing to listen for: the request's gist, half-way in
+            return len(self.heard.split()) * 2 >= len(self.utterance.split())
+        return True
+
+    def __call__(self, rec: Recorded) -> Reply:
+        assert self.turn is not None
+        trace = "".join(self.turn.trace)
+        final = "<final_query_update>" in trace
+        k = len(_ISSUED.findall(trace))  # attempts so far (a rejected call is skipped, not retried)
+        results = {int(i) for i in _RESULT.findall(trace)}
+        if k < len(self.gold):
+            call = self.gold[k]
+            if self._available(call, results_in=all(i in results for i in range(1, k + 1))) or (
+                    final and all(i in results for i in range(1, k + 1))):
+                return self._reply(Think(f"{call.name} now"), ToolCall(k + 1, call.name, call.arguments))
+            return self._reply(Think("wait"), Pause())
+        if final and all(i in results for i in range(1, k + 1)):
+            text = "All done." if self.gold else "Which one do you mean?"
+            return self._reply(Think("answer"), Answer(text))
+        return self._reply(Think("wait"), Pause())
+
+    def _reply(self, think: Think, action: ToolCall | Pause | Answer) -> Reply:
+        text = format_element(think) + format_element(action)
+        return Reply(text, first_token_s=self.timing.first_token_s, chunk_chars=CHARS_PER_TOKEN,
+                     chunk_s=1.0 / self.timing.tokens_per_s)
+
+
+async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 150.0, endpoint_s: float = 0.5,
+                   latency: tuple[float, float] = (0.5, 1.0), seed: int = 0) -> TaskResult:
+    oracle = Oracle(timing)
+    fake = ScriptedLLM(oracle)
+    llm = OpenAICompatibleLLM("http://oracle/v1", "oracle", transport=ASGIStreamTransport(fake))
+    box = ToolBox(bfcl.catalog(task), latency_s=latency, seed=seed)
+    config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000)
+    session = AgentSession(llm, box, config)
+    user = SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s)
+    loop = asyncio.get_running_loop()
+    executed: list[list[tuple[str, dict[str, Any]]]] = []
+    turns: list[TurnResult] = []
+    for index, (text, gold) in enumerate(zip(task.turns, task.gold, strict=True)):
+        turn = session.new_turn()
+        oracle.start(turn, gold, text)
+        calls: list[tuple[str, dict[str, Any]]] = []
+        first_answer: float | None = None
+        done_at: float | None = None
+
+        def push(update: TranscriptUpdate, turn: Turn = turn) -> None:
+            oracle.heard = update.text.lower()
+            turn.push(update)
+
+        async def watch(turn: Turn = turn, calls: list[tuple[str, dict[str, Any]]] = calls) -> None:
+            nonlocal first_answer, done_at
+            async for event in turn.events():
+                if isinstance(event, ToolCallEvent) and event.event in ("completed", "failed"):
+                    calls.append((event.name, event.arguments))
+                elif isinstance(event, AnswerDelta) and first_answer is None:
+                    first_answer = loop.time()
+                elif isinstance(event, TurnDone):
+                    done_at = loop.time()
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(watch())
+            speaking = tg.create_task(user.speak(text, push, turn.ledger))
+            done = await turn.run()
+            speaking.cancel()
+        oracle.end()
+        executed.append(calls)
+        speech_end = turn.ledger.first(SPEECH_END)
+        d = done.ledger["derived"]
+        turns.append(TurnResult(
+            task.id, index, mode,
+            None if first_answer is None or speech_end is None else first_answer - speech_end,
+            None if done_at is None or speech_end is None else done_at - speech_end,
+            len(calls), d["speculative_issued"], d["speculative_executed"], d["speculative_used"],
+            d["speculative_wasted"], d["tokens_discarded"], str(done.status)))
+    await llm.aclose()
+    verdict = bfcl.score(task, executed, f"specvoice_{mode}_{uuid.uuid4().hex[:8]}")
+    return TaskResult(task.id, mode, bool(verdict.get("valid")), verdict.get("error_message"), turns)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summarize(results: list[TaskResult]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        rows = [r for r in results if r.mode == mode]
+        if not rows:
+            continue
+        turns = [t for r in rows for t in r.turns]
+        first = [t.to_first_token_s for t in turns if t.to_first_token_s is not None]
+        full = [t.to_answer_s for t in turns if t.to_answer_s is not None]
+        executed = sum(t.speculative_executed for t in turns) + sum(
+            t.calls - t.speculative_used for t in turns)
+        out[mode] = {
+            "tasks": len(rows), "turns": len(turns), "accuracy": sum(r.valid for r in rows) / len(rows),
+            "first_token_mean_s": statistics.fmean(first) if first else float("nan"),
+            "first_token_p50_s": percentile(first, 50), "first_token_p90_s": percentile(first, 90),
+            "answer_mean_s": statistics.fmean(full) if full else float("nan"),
+            "speculative_issued": sum(t.speculative_issued for t in turns),
+            "speculative_used": sum(t.speculative_used for t in turns),
+            "speculative_wasted": sum(t.speculative_wasted for t in turns),
+            "wasted_share_of_executed": sum(t.speculative_wasted for t in turns) / max(executed, 1),
+            "tokens_discarded": sum(t.tokens_discarded for t in turns),
+        }
+    base = out.get("sequential", {}).get("first_token_mean_s")
+    for row in out.values():
+        row["speedup_vs_sequential"] = base / row["first_token_mean_s"] if base else float("nan")
+    return out
+
+
+def print_table(summary: dict[str, dict[str, float]]) -> None:
+    print(f"\n{'mode':12s} {'tasks':>5s} {'acc':>6s} {'first tok mean':>15s} {'p50':>6s} {'p90':>6s} "
+          f"{'answer':>7s} {'speedup':>8s} {'spec used/wasted':>17s} {'wasted %':>9s}")
+    for mode, r in summary.items():
+        print(f"{mode:12s} {r['tasks']:5.0f} {r['accuracy']:6.1%} {r['first_token_mean_s']:14.2f}s "
+              f"{r['first_token_p50_s']:5.2f}s {r['first_token_p90_s']:5.2f}s {r['answer_mean_s']:6.2f}s "
+              f"{r['speedup_vs_sequential']:7.2f}x {r['speculative_used']:8.0f}/{r['speculative_wasted']:<8.0f} "
+              f"{r['wasted_share_of_executed']:8.1%}")
+
+
+def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path, seed: int) -> dict[str, Any]:
+    """Run (or resume) a benchmark into `out`: results.jsonl per task and mode, summary.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    done_path = out / "results.jsonl"
+    finished: dict[tuple[str, str], TaskResult] = {}
+    if done_path.exists():
+        for line in done_path.read_text().splitlines():
+            row = json.loads(line)
+            finished[(row["task"], row["mode"])] = TaskResult(
+                row["task"], row["mode"], row["valid"], row["error"], [TurnResult(**t) for t in row["turns"]])
+    tasks = bfcl.load_tasks(suite.removeprefix("bfcl-").replace("-", "_"), limit)
+    todo = [(t, m) for t in tasks for m in modes if (t.id, m) not in finished]
+    started = time.monotonic()
+    with done_path.open("a") as f:
+        for i, (task, mode) in enumerate(todo, 1):
+            result = run_virtual(run_task(task, mode, TIMINGS[timing], seed=seed))
+            finished[(task.id, mode)] = result
+            f.write(json.dumps(asdict(result)) + "\n")
+            f.flush()
+            rate = i / max(time.monotonic() - started, 1e-9)
+            print(f"\r[{i}/{len(todo)}] {task.id} {mode:11s} {'ok ' if result.valid else 'bad'} "
+                  f"{(len(todo) - i) / rate:5.0f} s left", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    results = [finished[(t.id, m)] for t in tasks for m in modes if (t.id, m) in finished]
+    summary = summarize(results)
+    meta = {"suite": suite, "timing": timing, "timing_values": asdict(TIMINGS[timing]), "tasks": len(tasks),
+            "seed": seed, "policy": "oracle", "wpm": 150, "endpoint_s": 0.5, "tool_latency_s": [0.5, 1.0]}
+    (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
+    print_table(summary)
+    print(f"\nresults: {out}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="specvoice bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return command(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default="bfcl-base", choices=["bfcl-base", "bfcl-miss-param"])
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: sequential,async,speculative")
+    parser.add_argument("--timing", default="embedded", choices=sorted(TIMINGS), help="simulated model speed")
+    parser.add_argument("--limit", type=int, help="only the first N tasks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="run folder (resumes if it exists); default runs/<suite>-<timing>")
+
+
+def command(args: argparse.Namespace) -> int:
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        print(f"error: unknown mode {bad[0]!r}", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / f"{args.suite}-{args.timing}"
+    run(args.suite, modes, args.timing, args.limit, out, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
