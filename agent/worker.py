@@ -67,6 +67,9 @@ class AgentConfig:
     max_step_tokens: int = 1024  # a bound, not a target: covers the longest step the action regex admits
     max_steps_after_final: int = 6  # then the model may only answer (constrained) or falls back
     max_calls: int = 16  # tool calls per turn, revisions included
+    # "interrupt": new words cut the running step (kept thinks end with </think_interrupted>);
+    # "at_boundary": the running step finishes, then the words heard meanwhile are injected together
+    partial_updates: Literal["interrupt", "at_boundary"] = "interrupt"
     history_chars: int = 6000
     fallback_text: str = "Sorry, I could not work that out. Could you say it again?"
     unavailable_text: str = "Sorry, I cannot think right now. Please try again in a moment."
@@ -181,6 +184,7 @@ class Turn:
         self._llm_failures = 0
         self._helpers: list[asyncio.Task[None]] = []  # retry timers, the fallback request
         self._answer_open = False
+        self._pending_partial: str | None = None  # words heard while a step runs (partial_updates=at_boundary)
         self._answer_parts: list[str] = []
         self._answer_released = False  # answer text now goes out as AnswerDelta
         self._held_for: str | None = None  # the heard text a pre-final answer was based on
@@ -243,6 +247,8 @@ class Turn:
                 self._handle(item)
                 if self._outcome is not None:
                     return self._outcome
+            if self._pending_partial is not None and self._gen_task is None:
+                self._inject_partial(self._pending_partial)  # the step ended: now it hears the new words
             if self._should_generate():
                 self._start_generation()
 
@@ -288,12 +294,13 @@ class Turn:
         if not update.final:
             if self.config.mode == "sequential" or text == self.heard:
                 return
-            delta = text[len(self.heard):].strip() if text.startswith(self.heard) else text
-            if delta:
-                self.heard = text
-                self._inject(PartialUpdate(delta))
+            if self.config.partial_updates == "at_boundary" and self._gen_task is not None:
+                self._pending_partial = text  # the running step finishes first; words coalesce meanwhile
+                return
+            self._inject_partial(text)
             return
         self.final, self.final_text = True, text
+        self._pending_partial = None  # the final update has every word
         if self._fallback_due:
             self._start_fallback()
             return
@@ -301,6 +308,13 @@ class Turn:
             self._release_held_answer()  # the speculative answer was right: speak it now
             return
         self._inject(FinalUpdate(text))
+
+    def _inject_partial(self, text: str) -> None:
+        self._pending_partial = None
+        delta = text[len(self.heard):].strip() if text.startswith(self.heard) else text
+        if delta:
+            self.heard = text
+            self._inject(PartialUpdate(delta))
 
     def _release_held_answer(self) -> None:
         assert self.graph is not None

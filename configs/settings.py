@@ -50,6 +50,7 @@ class AgentSettings(BaseModel):
     history_chars: int = 6000
     tool_timeout_s: float = 10.0
     tool_latency_s: tuple[float, float] = (0.5, 1.0)
+    partial_updates: Literal["interrupt", "at_boundary"] = "interrupt"
 
     def config(self) -> AgentConfig:
         return AgentConfig(
@@ -59,6 +60,7 @@ class AgentSettings(BaseModel):
             max_llm_retries=self.max_llm_retries,
             max_step_tokens=self.max_step_tokens,
             history_chars=self.history_chars,
+            partial_updates=self.partial_updates,
         )
 
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.clock import run_virtual
 from agent.events import AnswerDelta, ToolCallEvent, TranscriptUpdate, TurnDone
@@ -150,12 +150,14 @@ class Oracle:
 
 
 async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 150.0, endpoint_s: float = 0.5,
-                   latency: tuple[float, float] = (0.5, 1.0), seed: int = 0) -> TaskResult:
+                   latency: tuple[float, float] = (0.5, 1.0), seed: int = 0,
+                   partial_updates: Literal["interrupt", "at_boundary"] = "interrupt") -> TaskResult:
     oracle = Oracle(timing)
     fake = ScriptedLLM(oracle)
     llm = OpenAICompatibleLLM("http://oracle/v1", "oracle", transport=ASGIStreamTransport(fake))
     box = ToolBox(bfcl.catalog(task), latency_s=latency, seed=seed)
-    config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000)
+    config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000,
+                         partial_updates=partial_updates)
     session = AgentSession(llm, box, config)
     user = SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s)
     loop = asyncio.get_running_loop()
@@ -247,7 +249,8 @@ def print_table(summary: dict[str, dict[str, float]]) -> None:
               f"{r['wasted_share_of_executed']:8.1%}")
 
 
-def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path, seed: int) -> dict[str, Any]:
+def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path, seed: int,
+        partial_updates: Literal["interrupt", "at_boundary"] = "interrupt") -> dict[str, Any]:
     """Run (or resume) a benchmark into `out`: results.jsonl per task and mode, summary.json."""
     out.mkdir(parents=True, exist_ok=True)
     done_path = out / "results.jsonl"
@@ -262,18 +265,21 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
     started = time.monotonic()
     with done_path.open("a") as f:
         for i, (task, mode) in enumerate(todo, 1):
-            result = run_virtual(run_task(task, mode, TIMINGS[timing], seed=seed))
+            result = run_virtual(run_task(task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates))
             finished[(task.id, mode)] = result
             f.write(json.dumps(asdict(result)) + "\n")
             f.flush()
-            rate = i / max(time.monotonic() - started, 1e-9)
-            print(f"\r[{i}/{len(todo)}] {task.id} {mode:11s} {'ok ' if result.valid else 'bad'} "
-                  f"{(len(todo) - i) / rate:5.0f} s left", end="", file=sys.stderr, flush=True)
+            if sys.stderr.isatty() or i % max(1, len(todo) // 10) == 0 or i == len(todo):
+                rate = i / max(time.monotonic() - started, 1e-9)
+                print(f"\r[{i}/{len(todo)}] {task.id} {mode:11s} {'ok ' if result.valid else 'bad'} "
+                      f"{(len(todo) - i) / rate:5.0f} s left", end="" if sys.stderr.isatty() else "\n",
+                      file=sys.stderr, flush=True)
     print(file=sys.stderr)
     results = [finished[(t.id, m)] for t in tasks for m in modes if (t.id, m) in finished]
     summary = summarize(results)
     meta = {"suite": suite, "timing": timing, "timing_values": asdict(TIMINGS[timing]), "tasks": len(tasks),
-            "seed": seed, "policy": "oracle", "wpm": 150, "endpoint_s": 0.5, "tool_latency_s": [0.5, 1.0]}
+            "seed": seed, "policy": "oracle", "partial_updates": partial_updates, "wpm": 150, "endpoint_s": 0.5,
+            "tool_latency_s": [0.5, 1.0]}
     (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
     print_table(summary)
     print(f"\nresults: {out}")
@@ -292,6 +298,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing", default="embedded", choices=sorted(TIMINGS), help="simulated model speed")
     parser.add_argument("--limit", type=int, help="only the first N tasks")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--partial-updates", default="interrupt", choices=["interrupt", "at_boundary"],
+                        help="new words cut the running step, or wait for its end")
     parser.add_argument("--out", type=Path, help="run folder (resumes if it exists); default runs/<suite>-<timing>")
 
 
@@ -302,7 +310,7 @@ def command(args: argparse.Namespace) -> int:
         print(f"error: unknown mode {bad[0]!r}", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / f"{args.suite}-{args.timing}"
-    run(args.suite, modes, args.timing, args.limit, out, args.seed)
+    run(args.suite, modes, args.timing, args.limit, out, args.seed, args.partial_updates)
     return 0
 
 

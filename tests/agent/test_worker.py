@@ -451,3 +451,18 @@ def test_openai_backend_sends_the_trace_as_a_user_message_without_constraints():
     body = h.requests[0].body
     assert "continue_final_message" not in body and "structured_outputs" not in body
     assert body["messages"][-1]["role"] == "user" and "<final_query_update>hello" in body["messages"][-1]["content"]
+
+
+def test_at_boundary_words_wait_for_the_running_step_and_arrive_together():
+    def policy(rec: Recorded) -> Reply:
+        if "<final_query_update>" in rec.prefix:
+            return Reply(step("done", Answer("Hi!")))
+        return Reply(step("the user is still talking " * 3, Pause()), first_token_s=0.5, chunk_s=0.05)
+
+    h = harness(policy, partial_updates="at_boundary")
+    timeline = [(0, partial("hello")), (0.4, partial("hello there")), (0.8, partial("hello there my")),
+                (1.2, partial("hello there my friend")), (6.0, final("hello there my friend"))]
+    done = run_virtual(h.turn(timeline))
+    assert done.answer == "Hi!" and done.ledger["derived"]["restarts"] == 0
+    assert INTERRUPTED not in h.requests[1].prefix  # the first step was not cut
+    assert h.requests[1].prefix.endswith("<pause/>\n<partial_query_update>there my friend</partial_query_update>\n")
