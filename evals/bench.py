@@ -282,6 +282,10 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
             "tool_latency_s": [0.5, 1.0]}
     (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
     print_table(summary)
+    from evals.plots import plot
+
+    for path in plot(results, out, f"{suite}, {timing}"):
+        print(f"plot: {path}")
     print(f"\nresults: {out}")
     return summary
 
