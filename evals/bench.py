@@ -29,10 +29,11 @@ from typing import Any, Literal
 from agent.clock import run_virtual
 from agent.events import AnswerDelta, ToolCallEvent, TranscriptUpdate, TurnDone
 from agent.ledger import SPEECH_END
-from agent.llm import OpenAICompatibleLLM
+from agent.llm import LLM, OpenAICompatibleLLM
 from agent.protocol import Answer, Pause, Think, ToolCall, format_element
 from agent.tools import ToolBox
 from agent.worker import MODES, AgentConfig, AgentSession, Mode, Turn
+from configs.settings import Settings
 from evals import bfcl
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from evals.simulated_user import SimulatedUser
@@ -67,6 +68,7 @@ class TurnResult:
     speculative_wasted: int
     tokens_discarded: int
     status: str
+    protocol_errors: int = 0  # steps the model got wrong (malformed action, unknown tool, bad arguments)
 
 
 @dataclass
@@ -151,10 +153,13 @@ class Oracle:
 
 async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 150.0, endpoint_s: float = 0.5,
                    latency: tuple[float, float] = (0.5, 1.0), seed: int = 0,
-                   partial_updates: Literal["interrupt", "at_boundary"] = "interrupt") -> TaskResult:
+                   partial_updates: Literal["interrupt", "at_boundary"] = "interrupt",
+                   model: LLM | None = None) -> TaskResult:
+    """One task in one mode. With `model` (an LLM client) the model decides and time is real; without,
+    the oracle decides on the virtual clock."""
     oracle = Oracle(timing)
-    fake = ScriptedLLM(oracle)
-    llm = OpenAICompatibleLLM("http://oracle/v1", "oracle", transport=ASGIStreamTransport(fake))
+    own_llm = OpenAICompatibleLLM("http://oracle/v1", "oracle", transport=ASGIStreamTransport(ScriptedLLM(oracle)))
+    llm: LLM = model if model is not None else own_llm
     box = ToolBox(bfcl.catalog(task), latency_s=latency, seed=seed)
     config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000,
                          partial_updates=partial_updates)
@@ -198,8 +203,9 @@ async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 
             None if first_answer is None or speech_end is None else first_answer - speech_end,
             None if done_at is None or speech_end is None else done_at - speech_end,
             len(calls), d["speculative_issued"], d["speculative_executed"], d["speculative_used"],
-            d["speculative_wasted"], d["tokens_discarded"], str(done.status)))
-    await llm.aclose()
+            d["speculative_wasted"], d["tokens_discarded"], str(done.status),
+            sum(1 for m in done.ledger["marks"] if m["kind"] == "protocol_error")))
+    await own_llm.aclose()
     verdict = bfcl.score(task, executed, f"specvoice_{mode}_{uuid.uuid4().hex[:8]}")
     return TaskResult(task.id, mode, bool(verdict.get("valid")), verdict.get("error_message"), turns)
 
@@ -250,8 +256,10 @@ def print_table(summary: dict[str, dict[str, float]]) -> None:
 
 
 def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path, seed: int,
-        partial_updates: Literal["interrupt", "at_boundary"] = "interrupt") -> dict[str, Any]:
-    """Run (or resume) a benchmark into `out`: results.jsonl per task and mode, summary.json."""
+        partial_updates: Literal["interrupt", "at_boundary"] = "interrupt", policy: str = "oracle",
+        settings: Settings | None = None) -> dict[str, Any]:
+    """Run (or resume) a benchmark into `out`: results.jsonl per task and mode, summary.json, plots.
+    `policy="model"` uses the configured LLM (real time) instead of the oracle (virtual time)."""
     out.mkdir(parents=True, exist_ok=True)
     done_path = out / "results.jsonl"
     finished: dict[tuple[str, str], TaskResult] = {}
@@ -263,9 +271,9 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
     tasks = bfcl.load_tasks(suite.removeprefix("bfcl-").replace("-", "_"), limit)
     todo = [(t, m) for t in tasks for m in modes if (t.id, m) not in finished]
     started = time.monotonic()
+
     with done_path.open("a") as f:
-        for i, (task, mode) in enumerate(todo, 1):
-            result = run_virtual(run_task(task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates))
+        def record(i: int, task: bfcl.Task, mode: Mode, result: TaskResult) -> None:
             finished[(task.id, mode)] = result
             f.write(json.dumps(asdict(result)) + "\n")
             f.flush()
@@ -274,17 +282,34 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
                 print(f"\r[{i}/{len(todo)}] {task.id} {mode:11s} {'ok ' if result.valid else 'bad'} "
                       f"{(len(todo) - i) / rate:5.0f} s left", end="" if sys.stderr.isatty() else "\n",
                       file=sys.stderr, flush=True)
+
+        if policy == "oracle":
+            for i, (task, mode) in enumerate(todo, 1):
+                record(i, task, mode, run_virtual(run_task(task, mode, TIMINGS[timing], seed=seed,
+                                                           partial_updates=partial_updates)))
+        else:
+            from agent.embedded import open_llm
+
+            async def with_model() -> None:
+                async with open_llm(settings or Settings.load(), log=lambda m: print(m, file=sys.stderr)) as llm:
+                    for i, (task, mode) in enumerate(todo, 1):
+                        record(i, task, mode, await run_task(task, mode, TIMINGS[timing], seed=seed,
+                                                             partial_updates=partial_updates, model=llm))
+
+            asyncio.run(with_model())
     print(file=sys.stderr)
     results = [finished[(t.id, m)] for t in tasks for m in modes if (t.id, m) in finished]
     summary = summarize(results)
-    meta = {"suite": suite, "timing": timing, "timing_values": asdict(TIMINGS[timing]), "tasks": len(tasks),
-            "seed": seed, "policy": "oracle", "partial_updates": partial_updates, "wpm": 150, "endpoint_s": 0.5,
+    meta = {"suite": suite, "policy": policy, "timing": timing if policy == "oracle" else "real",
+            "tasks": len(tasks), "seed": seed, "partial_updates": partial_updates, "wpm": 150, "endpoint_s": 0.5,
             "tool_latency_s": [0.5, 1.0]}
+    if policy == "oracle":
+        meta["timing_values"] = asdict(TIMINGS[timing])
     (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
     print_table(summary)
     from evals.plots import plot
 
-    for path in plot(results, out, f"{suite}, {timing}"):
+    for path in plot(results, out, f"{suite}, {policy if policy != 'oracle' else timing}"):
         print(f"plot: {path}")
     print(f"\nresults: {out}")
     return summary
@@ -304,6 +329,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--partial-updates", default="interrupt", choices=["interrupt", "at_boundary"],
                         help="new words cut the running step, or wait for its end")
+    parser.add_argument("--policy", default="oracle", choices=["oracle", "model"],
+                        help="oracle: scripted, virtual clock; model: the configured LLM (llm.base_url or embedded)")
+    parser.add_argument("--config", dest="bench_config", help="settings TOML or preset for --policy model")
     parser.add_argument("--out", type=Path, help="run folder (resumes if it exists); default runs/<suite>-<timing>")
 
 
@@ -313,8 +341,10 @@ def command(args: argparse.Namespace) -> int:
     if bad:
         print(f"error: unknown mode {bad[0]!r}", file=sys.stderr)
         return 2
-    out = args.out or Path("runs") / f"{args.suite}-{args.timing}"
-    run(args.suite, modes, args.timing, args.limit, out, args.seed, args.partial_updates)
+    name = args.timing if args.policy == "oracle" else "model"
+    out = args.out or Path("runs") / f"{args.suite}-{name}"
+    settings = Settings.load(args.bench_config or getattr(args, "config", None)) if args.policy == "model" else None
+    run(args.suite, modes, args.timing, args.limit, out, args.seed, args.partial_updates, args.policy, settings)
     return 0
 
 
