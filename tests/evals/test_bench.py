@@ -53,3 +53,23 @@ def test_speculative_beats_sequential_by_1_5x_on_bfcl_base_at_equal_accuracy():
     print(f"speed-up {spec['speedup_vs_sequential']:.2f}x, accuracy {seq['accuracy']:.1%} / {spec['accuracy']:.1%}")
     assert spec["accuracy"] == seq["accuracy"] >= 0.99
     assert spec["speedup_vs_sequential"] >= 1.5
+
+
+def test_a_model_that_only_talks_is_scored_wrong_and_every_turn_still_ends():
+    from agent.llm import OpenAICompatibleLLM
+    from agent.protocol import Answer
+    from evals.fake_llm import ASGIStreamTransport, Reply, ScriptedLLM
+    from tests.support import step
+
+    async def main():
+        talker = OpenAICompatibleLLM("http://fake/v1", "talker", transport=ASGIStreamTransport(
+            ScriptedLLM(lambda rec: Reply(step("hm", Answer("I cannot do that."))))))
+        try:
+            return await run_task(bfcl.load_tasks("base", limit=1)[0], "speculative", TIMINGS["gpu-3b"],
+                                  model=talker)
+        finally:
+            await talker.aclose()
+
+    result = run_virtual(main())
+    assert not result.valid and "empty" in (result.error or "")
+    assert [t.status for t in result.turns] == ["completed"] * 4 and all(t.calls == 0 for t in result.turns)
