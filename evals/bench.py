@@ -154,7 +154,7 @@ class Oracle:
 async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 150.0, endpoint_s: float = 0.5,
                    latency: tuple[float, float] = (0.5, 1.0), seed: int = 0,
                    partial_updates: Literal["interrupt", "at_boundary"] = "interrupt",
-                   model: LLM | None = None) -> TaskResult:
+                   model: LLM | None = None, words_per_update: int = 1) -> TaskResult:
     """One task in one mode. With `model` (an LLM client) the model decides and time is real; without,
     the oracle decides on the virtual clock."""
     oracle = Oracle(timing)
@@ -164,7 +164,7 @@ async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 
     config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000,
                          partial_updates=partial_updates)
     session = AgentSession(llm, box, config)
-    user = SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s)
+    user = SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s, words_per_update=words_per_update)
     loop = asyncio.get_running_loop()
     executed: list[list[tuple[str, dict[str, Any]]]] = []
     turns: list[TurnResult] = []
@@ -257,7 +257,7 @@ def print_table(summary: dict[str, dict[str, float]]) -> None:
 
 def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path, seed: int,
         partial_updates: Literal["interrupt", "at_boundary"] = "interrupt", policy: str = "oracle",
-        settings: Settings | None = None) -> dict[str, Any]:
+        settings: Settings | None = None, user: dict[str, float] | None = None) -> dict[str, Any]:
     """Run (or resume) a benchmark into `out`: results.jsonl per task and mode, summary.json, plots.
     `policy="model"` uses the configured LLM (real time) instead of the oracle (virtual time)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -271,6 +271,8 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
     tasks = bfcl.load_tasks(suite.removeprefix("bfcl-").replace("-", "_"), limit)
     todo = [(t, m) for t in tasks for m in modes if (t.id, m) not in finished]
     started = time.monotonic()
+    user = {"wpm": 150.0, "endpoint_s": 0.5, "words_per_update": 1, **(user or {})}
+    wpm, endpoint_s, per_update = user["wpm"], user["endpoint_s"], int(user["words_per_update"])
 
     with done_path.open("a") as f:
         def record(i: int, task: bfcl.Task, mode: Mode, result: TaskResult) -> None:
@@ -285,23 +287,25 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
 
         if policy == "oracle":
             for i, (task, mode) in enumerate(todo, 1):
-                record(i, task, mode, run_virtual(run_task(task, mode, TIMINGS[timing], seed=seed,
-                                                           partial_updates=partial_updates)))
+                record(i, task, mode, run_virtual(run_task(
+                    task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates, wpm=wpm,
+                    endpoint_s=endpoint_s, words_per_update=per_update)))
         else:
             from agent.embedded import open_llm
 
             async def with_model() -> None:
                 async with open_llm(settings or Settings.load(), log=lambda m: print(m, file=sys.stderr)) as llm:
                     for i, (task, mode) in enumerate(todo, 1):
-                        record(i, task, mode, await run_task(task, mode, TIMINGS[timing], seed=seed,
-                                                             partial_updates=partial_updates, model=llm))
+                        record(i, task, mode, await run_task(
+                            task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates, model=llm,
+                            wpm=wpm, endpoint_s=endpoint_s, words_per_update=per_update))
 
             asyncio.run(with_model())
     print(file=sys.stderr)
     results = [finished[(t.id, m)] for t in tasks for m in modes if (t.id, m) in finished]
     summary = summarize(results)
     meta = {"suite": suite, "policy": policy, "timing": timing if policy == "oracle" else "real",
-            "tasks": len(tasks), "seed": seed, "partial_updates": partial_updates, "wpm": 150, "endpoint_s": 0.5,
+            "tasks": len(tasks), "seed": seed, "partial_updates": partial_updates, **user,
             "tool_latency_s": [0.5, 1.0]}
     if policy == "oracle":
         meta["timing_values"] = asdict(TIMINGS[timing])
@@ -327,6 +331,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing", default="embedded", choices=sorted(TIMINGS), help="simulated model speed")
     parser.add_argument("--limit", type=int, help="only the first N tasks")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wpm", type=float, default=150.0, help="the simulated user's speaking rate")
+    parser.add_argument("--endpoint-delay", type=float, default=0.5, help="silence before the final update (s)")
+    parser.add_argument("--words-per-update", type=int, default=1, help="words per partial update")
     parser.add_argument("--partial-updates", default="interrupt", choices=["interrupt", "at_boundary"],
                         help="new words cut the running step, or wait for its end")
     parser.add_argument("--policy", default="oracle", choices=["oracle", "model"],
@@ -344,7 +351,9 @@ def command(args: argparse.Namespace) -> int:
     name = args.timing if args.policy == "oracle" else "model"
     out = args.out or Path("runs") / f"{args.suite}-{name}"
     settings = Settings.load(args.bench_config or getattr(args, "config", None)) if args.policy == "model" else None
-    run(args.suite, modes, args.timing, args.limit, out, args.seed, args.partial_updates, args.policy, settings)
+    user = {"wpm": args.wpm, "endpoint_s": args.endpoint_delay, "words_per_update": args.words_per_update}
+    run(args.suite, modes, args.timing, args.limit, out, args.seed, args.partial_updates, args.policy, settings,
+        user)
     return 0
 
 
