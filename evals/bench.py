@@ -115,17 +115,25 @@ class Oracle:
     def end(self) -> None:
         self.said_before += " " + self.utterance
 
-    def _available(self, call: bfcl.GoldCall, results_in: bool) -> bool:
-        spoken_before = self.said_before
+    @staticmethod
+    def _said(value: str, text: str) -> bool:
+        """Said in `text`: verbatim, or word by word as prefixes ("document" in "documents")."""
+        if value in text:
+            return True
+        parts, words = _WORD.findall(value), _WORD.findall(text)
+        return bool(parts) and all(any(w.startswith(p) for w in words) for p in parts)
+
+    def _available(self, call: bfcl.GoldCall, earlier: int, results_in: bool, final: bool) -> bool:
         for value in _literals(call.arguments):
-            if value in spoken_before or value in self.heard:
+            if self._said(value, self.said_before) or self._said(value, self.heard):
                 continue
-            if value in self.utterance:
+            if self._said(value, self.utterance):
                 return False  # the user has not said it yet
-            if not results_in:
-                return False  # never said: it comes from an earlier result
+            # never said: it comes from an earlier result of this turn, or is inferred from the whole request
+            if not (results_in if earlier else final):
+                return False
         if not _literals(call.arguments):  # nothing to listen for: the request's gist, half-way in
-            return len(self.heard.split()) * 2 >= len(self.utterance.split())
+            return final or len(self.heard.split()) * 2 >= len(self.utterance.split())
         return True
 
     def __call__(self, rec: Recorded) -> Reply:
@@ -136,8 +144,8 @@ class Oracle:
         results = {int(i) for i in _RESULT.findall(trace)}
         if k < len(self.gold):
             call = self.gold[k]
-            if self._available(call, results_in=all(i in results for i in range(1, k + 1))) or (
-                    final and all(i in results for i in range(1, k + 1))):
+            results_in = all(i in results for i in range(1, k + 1))
+            if self._available(call, k, results_in, final) or (final and results_in):
                 return self._reply(Think(f"{call.name} now"), ToolCall(k + 1, call.name, call.arguments))
             return self._reply(Think("wait"), Pause())
         if final and all(i in results for i in range(1, k + 1)):
