@@ -53,6 +53,7 @@ class Recorded:
     chunks_sent: int = 0
     aborted: bool = False
     finished: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # the response is over
 
     @property
     def prefix(self) -> str:
@@ -105,6 +106,7 @@ class ScriptedLLM:
             await self._respond(rec, receive, send)
         finally:
             rec.ended = loop.time()
+            rec.done.set()
 
     async def _respond(self, rec: Recorded, receive: Receive, send: Send) -> None:
         reply = self._next(rec)
