@@ -177,9 +177,6 @@ class ToolBox:
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
 
-    def add(self, extra: Tool) -> None:
-        self.tools[extra.name] = extra
-
     def set_client_tools(self, tools: Iterable[Tool]) -> None:
         """Replace the client's tools; the catalog's own tools keep their names."""
         own = {t.name for t in self.catalog.tools}

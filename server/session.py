@@ -98,7 +98,6 @@ class TurnState:
     granted: asyncio.Event = field(default_factory=asyncio.Event)
     response: Response | None = None
     done: bool = False
-    audio: bool = False  # a spoken turn (the ledger's response latency runs from the end of speech)
 
 
 class Response:
@@ -430,7 +429,7 @@ class RealtimeSession:
                 td = self.config.turn_detection
                 if td is None or td.interrupt_response:
                     self._interrupt()
-                state = self._start_turn(auto_response=td is None or td.create_response, audio=True)
+                state = self._start_turn(auto_response=td is None or td.create_response)
                 state.turn.ledger.mark(SPEECH_START, audio_ms=e.audio_start_ms)
             elif isinstance(e, SpeechStopped) and self._heard_item is not None:
                 if self._turn is not None:
@@ -479,7 +478,7 @@ class RealtimeSession:
         pcm, self._manual_audio = bytes(self._manual_audio), bytearray()
         item_id = new_id("item")
         self._interrupt()
-        state = self._start_turn(auto_response=False, audio=True)
+        state = self._start_turn(auto_response=False)
         state.turn.ledger.mark(SPEECH_END)
         self._user_audio_item(item_id)
         self.spawn(self._transcribe(item_id, pcm, state))
@@ -488,7 +487,7 @@ class RealtimeSession:
         decoder, _ = await self.services.speech.load()
         samples = pcm16_to_float(resample(pcm, WIRE_RATE, ASR_RATE))
         hyp = await asyncio.to_thread(decoder.transcribe, samples)
-        self._transcribed(item_id, hyp.text if hyp.no_speech_prob < 0.6 else "", state)
+        self._transcribed(item_id, hyp.text if hyp.no_speech_prob < ASRSettings.no_speech_threshold else "", state)
 
     # -- text in --------------------------------------------------------------------------------------
 
@@ -515,31 +514,28 @@ class RealtimeSession:
                                     "invalid_item", "item")
             text = " ".join(str(c.get("text") or c.get("transcript") or "") for c in content if isinstance(c, dict))
             audio = [c.get("audio") for c in content if isinstance(c, dict) and c.get("type") == "input_audio"]
-            if role == "user":
-                self._interrupt()
-                state = self._start_turn(auto_response=False, audio=bool(audio and audio[0]))
-                if audio and audio[0]:
-                    self.spawn(self._transcribe(item["id"], decode_audio(str(audio[0])), state))
-                elif text.strip():
-                    state.turn.push(TranscriptUpdate(text.strip(), final=True))
-                else:
-                    state.turn.cancel()
+            if role == "user":  # validate first: a bad item must not start (or interrupt) a turn
+                pcm = decode_audio(str(audio[0])) if audio and audio[0] else None
+                if pcm is None and not text.strip():
                     raise ProtocolError("a user message needs input_text or input_audio content", "invalid_item",
                                         "item.content")
+                self._interrupt()
+                state = self._start_turn(auto_response=False)
+                if pcm is not None:
+                    self.spawn(self._transcribe(item["id"], pcm, state))
+                else:
+                    state.turn.push(TranscriptUpdate(text.strip(), final=True))
         else:
             raise ProtocolError(f"conversation.item.create: item type {kind!r} is not supported (message, "
                                 "function_call_output)", "invalid_item", "item.type")
         item["status"] = "completed"
-        previous = event.previous_item_id or next(reversed(self.items), None)
-        self.add_item(item)
-        self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        self._conversation_item(item, event.previous_item_id)
 
     def _text_delta(self, event: TextDelta) -> None:
         state = self._typed_turn
         if state is None or state.done or state.turn.final:
             self._interrupt()
-            state = self._typed_turn = self._start_turn(auto_response=True, audio=False)
+            state = self._typed_turn = self._start_turn(auto_response=True)
             self._typed = ""
         self._typed += event.delta
         if self._typed.strip():
@@ -550,15 +546,18 @@ class RealtimeSession:
         self._typed_turn, self._typed = None, ""
         if state is None and text:
             self._interrupt()
-            state = self._start_turn(auto_response=True, audio=False)
+            state = self._start_turn(auto_response=True)
         if state is None or not text:
             if state is not None:
                 state.turn.cancel()
             raise ProtocolError("x.input_text.commit: no text was typed since the last commit", "empty_text")
         state.turn.push(TranscriptUpdate(text, final=True))
-        item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "user",
-                "status": "completed", "content": [{"type": "input_text", "text": text}]}
-        previous = next(reversed(self.items), None)
+        self._conversation_item({"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "user",
+                                 "status": "completed", "content": [{"type": "input_text", "text": text}]})
+
+    def _conversation_item(self, item: dict[str, Any], previous: str | None = None) -> None:
+        """A complete item joins the conversation: added, then done."""
+        previous = previous or next(reversed(self.items), None)
         self.add_item(item)
         self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
@@ -583,8 +582,8 @@ class RealtimeSession:
 
     # -- turns and responses --------------------------------------------------------------------------
 
-    def _start_turn(self, *, auto_response: bool, audio: bool) -> TurnState:
-        state = TurnState(self.agent.new_turn(), credits=1 if auto_response else 0, audio=audio)
+    def _start_turn(self, *, auto_response: bool) -> TurnState:
+        state = TurnState(self.agent.new_turn(), credits=1 if auto_response else 0)
         self._turn = state
         self.spawn(self._drive(state))
         return state

@@ -118,11 +118,29 @@ def test_every_kind_of_bad_input_is_named():
         '{"type": "response.cancel"}': "response_cancel_not_active",
         '{"type": "x.input_text.commit"}': "empty_text",
         '{"type": "input_audio_buffer.commit"}': "input_audio_buffer_commit_empty",
+        json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+            {"type": "input_audio", "audio": "@@"}]}}): "invalid_audio",
+        json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                                                                 "content": []}}): "invalid_item",
     }
     for frame, code in bad.items():
         sent = asyncio.run(serve([frame]))
         errors = [e["error"] for e in sent if e["type"] == "error"]
         assert [e["code"] for e in errors] == [code], (frame, errors)
+
+
+def test_a_bad_user_item_starts_no_turn():
+    async def main():
+        async def send(text: str) -> None:
+            pass
+
+        session = RealtimeSession(services_with_fake(), send)
+        await session.handle(json.dumps({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_audio", "audio": "@@"}]}}))
+        assert not session.busy and not session_tasks()
+        await session.services.llm.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
 
 
 def test_eight_concurrent_sessions_complete_and_a_leaving_client_leaves_nothing_running():
