@@ -36,6 +36,7 @@ from agent.tools import ToolBox, load_catalog
 from agent.worker import AgentConfig, AgentSession
 from configs.settings import Settings
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM, serve_loopback
+from evals.stats import percentile
 
 DEMO = load_catalog("configs.catalogs.demo")
 
@@ -94,11 +95,6 @@ async def valid_actions(url: str, model: str) -> dict[str, int]:
             counts[kind] += step_validity("".join(chunks), box)
     await llm.aclose()
     return counts
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def scheduler_overhead(updates: int, transport: str) -> list[float]:

@@ -37,6 +37,7 @@ from configs.settings import Settings
 from evals import bfcl
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from evals.simulated_user import SimulatedUser
+from evals.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -216,13 +217,6 @@ async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 
     await own_llm.aclose()
     verdict = bfcl.score(task, executed, f"specvoice_{mode}_{uuid.uuid4().hex[:8]}")
     return TaskResult(task.id, mode, bool(verdict.get("valid")), verdict.get("error_message"), turns)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def summarize(results: list[TaskResult]) -> dict[str, dict[str, float]]:

@@ -26,7 +26,7 @@ from typing import Any
 import websockets
 
 from configs.settings import Settings
-from evals.speech_bench import percentile
+from evals.stats import percentile
 from speech.audio import WIRE_RATE, chunks
 from speech.tts import TTS
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from agent.events import TranscriptUpdate
+from evals.stats import percentile
 from evals.wer import word_errors
 from speech.asr import ASRSettings, StreamingASR, WhisperDecoder, model_dir
 from speech.audio import ASR_RATE, WIRE_RATE, chunks, pcm16_to_float, resample
@@ -52,13 +53,6 @@ ANSWERS = [
 
 CHUNK_MS = 20
 LEAD_S, TRAIL_S = 0.5, 1.5  # silence around each sentence: the endpoint needs 0.5 s of it
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @dataclass

@@ -29,7 +29,7 @@ log = logging.getLogger("specvoice.app")
 
 
 def _loopback(host: str | None) -> bool:
-    if host in (None, "testclient", "localhost"):  # the in-process test client has no address
+    if host in (None, "localhost"):  # None: a Unix socket, which only local processes reach
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
