@@ -69,7 +69,7 @@ class AgentConfig:
     max_calls: int = 16  # tool calls per turn, revisions included
     # "interrupt": new words cut the running step (kept thinks end with </think_interrupted>);
     # "at_boundary": the running step finishes, then the words heard meanwhile are injected together
-    partial_updates: Literal["interrupt", "at_boundary"] = "interrupt"
+    partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary"
     history_chars: int = 6000
     fallback_text: str = "Sorry, I could not work that out. Could you say it again?"
     unavailable_text: str = "Sorry, I cannot think right now. Please try again in a moment."
@@ -185,6 +185,7 @@ class Turn:
         self._helpers: list[asyncio.Task[None]] = []  # retry timers, the fallback request
         self._answer_open = False
         self._pending_partial: str | None = None  # words heard while a step runs (partial_updates=at_boundary)
+        self._pending_final: str | None = None  # a final update that waits for the running step to end
         self._answer_parts: list[str] = []
         self._answer_released = False  # answer text now goes out as AnswerDelta
         self._held_for: str | None = None  # the heard text a pre-final answer was based on
@@ -247,7 +248,11 @@ class Turn:
                 self._handle(item)
                 if self._outcome is not None:
                     return self._outcome
-            if self._pending_partial is not None and self._gen_task is None:
+            if self._gen_task is None and self._pending_final is not None:
+                self._on_final(self._pending_final)  # the step ended with its action: now it hears the end
+                if self._outcome is not None:
+                    return self._outcome
+            elif self._gen_task is None and self._pending_partial is not None:
                 self._inject_partial(self._pending_partial)  # the step ended: now it hears the new words
             if self._should_generate():
                 self._start_generation()
@@ -287,7 +292,7 @@ class Turn:
     # -- user updates ---------------------------------------------------------------------------------
 
     def _on_user(self, update: TranscriptUpdate) -> None:
-        if self.final:
+        if self.final or self._pending_final is not None:
             return  # words after the final update belong to the next turn
         text = update.text.strip()
         self.ledger.mark(FINAL if update.final else PARTIAL, chars=len(text))
@@ -299,8 +304,18 @@ class Turn:
                 return
             self._inject_partial(text)
             return
-        self.final, self.final_text = True, text
         self._pending_partial = None  # the final update has every word
+        if self._gen_task is not None and (self.config.partial_updates == "at_boundary"
+                                           or normalize(text) == normalize(self.heard)):
+            # Nothing new to react to (or boundaries were asked for): cutting the step would throw away
+            # an action that is nearly written. The final counts once the model has seen it.
+            self._pending_final = text
+            return
+        self._on_final(text)
+
+    def _on_final(self, text: str) -> None:
+        self._pending_final = None
+        self.final, self.final_text = True, text
         if self._fallback_due:
             self._start_fallback()
             return

@@ -50,7 +50,7 @@ class AgentSettings(BaseModel):
     history_chars: int = 6000
     tool_timeout_s: float = 10.0
     tool_latency_s: tuple[float, float] = (0.5, 1.0)
-    partial_updates: Literal["interrupt", "at_boundary"] = "interrupt"
+    partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary"
 
     def config(self) -> AgentConfig:
         return AgentConfig(

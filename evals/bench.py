@@ -16,28 +16,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.clock import run_virtual
 from agent.events import AnswerDelta, ToolCallEvent, TranscriptUpdate, TurnDone
-from agent.ledger import SPEECH_END
+from agent.ledger import FINAL, SPEECH_END
 from agent.llm import LLM, OpenAICompatibleLLM
 from agent.protocol import Answer, Pause, Think, ToolCall, format_element
-from agent.tools import ToolBox
+from agent.tools import Catalog, ToolBox
 from agent.worker import MODES, AgentConfig, AgentSession, Mode, Turn
 from configs.settings import Settings
-from evals import bfcl
+from evals import bfcl, demo_suite
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
-from evals.simulated_user import SimulatedUser
+from evals.simulated_user import SimulatedUser, Speaker, SpokenUser
 from evals.stats import percentile
+
+if TYPE_CHECKING:
+    from speech.tts import TTS
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,27 @@ TIMINGS = {
 CHARS_PER_TOKEN = 4
 
 
+Executed = list[list[tuple[str, dict[str, Any]]]]  # per turn, the calls that ran: name and arguments
+
+
+@dataclass(frozen=True)
+class Suite:
+    load: Callable[[int | None], list[bfcl.Task]]
+    catalog: Callable[[bfcl.Task], Catalog]
+    score: Callable[[bfcl.Task, Executed, Any, str], Awaitable[dict[str, Any]]]  # task, calls, tool state, run
+
+
+async def _bfcl_score(task: bfcl.Task, executed: Executed, state: Any, run_name: str) -> dict[str, Any]:
+    return bfcl.score(task, executed, run_name)  # BFCL's checker replays the calls on its own backends
+
+
+SUITES = {
+    "bfcl-base": Suite(partial(bfcl.load_tasks, "base"), bfcl.catalog, _bfcl_score),
+    "bfcl-miss-param": Suite(partial(bfcl.load_tasks, "miss_param"), bfcl.catalog, _bfcl_score),
+    "demo": Suite(demo_suite.load_tasks, demo_suite.catalog, demo_suite.score),
+}
+
+
 @dataclass
 class TurnResult:
     task: str
@@ -70,6 +97,9 @@ class TurnResult:
     tokens_discarded: int
     status: str
     protocol_errors: int = 0  # steps the model got wrong (malformed action, unknown tool, bad arguments)
+    to_first_audio_s: float | None = None  # audio path: end of speech to the answer's first TTS audio
+    ceiling_s: float | None = None  # the least any policy that keeps the commit rule could take (see `ceiling`)
+    final_to_first_token_s: float | None = None  # from the final update (the paper's text-only measure)
 
 
 @dataclass
@@ -97,6 +127,32 @@ def _literals(value: Any) -> list[str]:
     if isinstance(value, list):
         return [x for v in value for x in _literals(v)]
     return []
+
+
+def _step_s(timing: Timing, *elements: Think | ToolCall | Pause | Answer) -> float:
+    """The oracle's simulated time for one step that writes `elements`."""
+    chars = sum(len(format_element(e)) for e in elements)
+    return timing.first_token_s + chars / CHARS_PER_TOKEN / timing.tokens_per_s
+
+
+def ceiling(gold: list[bfcl.GoldCall], safe: set[str], timing: Timing, endpoint_s: float,
+            tool_s: float) -> float:
+    """A lower bound on end of speech to first answer token for one turn, for any policy that keeps the
+    commit rule: reads before the first write are free (done while the user spoke); from the final
+    update on, one step to commit, then the writes one after another and the reads after them in
+    parallel runs between writes (each `tool_s`), then the step that starts the answer."""
+    answer = timing.first_token_s + len(format_element(Think("answer")) + "<answer>") / CHARS_PER_TOKEN \
+        / timing.tokens_per_s
+    first_write = next((i for i, c in enumerate(gold) if c.name not in safe), None)
+    if first_write is None:
+        return endpoint_s + answer
+    rounds, reading = 0, False
+    for call in gold[first_write:]:
+        if call.name not in safe:
+            rounds, reading = rounds + 1, False
+        elif not reading:
+            rounds, reading = rounds + 1, True
+    return endpoint_s + _step_s(timing, Think("wait"), Pause()) + rounds * tool_s + answer
 
 
 class Oracle:
@@ -155,27 +211,30 @@ class Oracle:
         return self._reply(Think("wait"), Pause())
 
     def _reply(self, think: Think, action: ToolCall | Pause | Answer) -> Reply:
-        text = format_element(think) + format_element(action)
+        text = format_element(think) + format_element(action)  # timed as `_step_s` says
         return Reply(text, first_token_s=self.timing.first_token_s, chunk_chars=CHARS_PER_TOKEN,
                      chunk_s=1.0 / self.timing.tokens_per_s)
 
 
 async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 150.0, endpoint_s: float = 0.5,
                    latency: tuple[float, float] = (0.5, 1.0), seed: int = 0,
-                   partial_updates: Literal["interrupt", "at_boundary"] = "interrupt",
-                   model: LLM | None = None, words_per_update: int = 1) -> TaskResult:
+                   partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary",
+                   model: LLM | None = None, words_per_update: int = 1, speaker: Speaker | None = None,
+                   tts: TTS | None = None, suite: Suite = SUITES["bfcl-base"]) -> TaskResult:
     """One task in one mode. With `model` (an LLM client) the model decides and time is real; without,
-    the oracle decides on the virtual clock."""
+    the oracle decides (on the virtual clock unless the audio path runs). `speaker` replaces the text
+    path's simulated user (the audio path); `tts` speaks each answer to time its first audio."""
     oracle = Oracle(timing)
     own_llm = OpenAICompatibleLLM("http://oracle/v1", "oracle", transport=ASGIStreamTransport(ScriptedLLM(oracle)))
     llm: LLM = model if model is not None else own_llm
-    box = ToolBox(bfcl.catalog(task), latency_s=latency, seed=seed)
+    box = ToolBox(suite.catalog(task), latency_s=latency, seed=seed)
+    safe = {t.name for t in box.tools.values() if t.safe}
     config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000,
                          partial_updates=partial_updates)
     session = AgentSession(llm, box, config)
-    user = SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s, words_per_update=words_per_update)
+    user: Speaker = speaker or SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s, words_per_update=words_per_update)
     loop = asyncio.get_running_loop()
-    executed: list[list[tuple[str, dict[str, Any]]]] = []
+    executed: Executed = []
     turns: list[TurnResult] = []
     for index, (text, gold) in enumerate(zip(task.turns, task.gold, strict=True)):
         turn = session.new_turn()
@@ -183,29 +242,49 @@ async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 
         calls: list[tuple[str, dict[str, Any]]] = []
         first_answer: float | None = None
         done_at: float | None = None
+        first_audio: float | None = None
+        answer: asyncio.Queue[str | None] = asyncio.Queue()
 
         def push(update: TranscriptUpdate, turn: Turn = turn) -> None:
             oracle.heard = update.text.lower()
             turn.push(update)
 
-        async def watch(turn: Turn = turn, calls: list[tuple[str, dict[str, Any]]] = calls) -> None:
+        async def watch(turn: Turn = turn, calls: list[tuple[str, dict[str, Any]]] = calls,
+                        answer: asyncio.Queue[str | None] = answer) -> None:
             nonlocal first_answer, done_at
             async for event in turn.events():
                 if isinstance(event, ToolCallEvent) and event.event in ("completed", "failed"):
                     calls.append((event.name, event.arguments))
-                elif isinstance(event, AnswerDelta) and first_answer is None:
-                    first_answer = loop.time()
+                elif isinstance(event, AnswerDelta):
+                    first_answer = loop.time() if first_answer is None else first_answer
+                    answer.put_nowait(event.text)
                 elif isinstance(event, TurnDone):
                     done_at = loop.time()
+            answer.put_nowait(None)
+
+        async def listen(tts: TTS, answer: asyncio.Queue[str | None] = answer) -> None:
+            nonlocal first_audio
+
+            async def pieces() -> AsyncIterator[str]:
+                while (piece := await answer.get()) is not None:
+                    yield piece
+
+            stream = tts.stream(pieces())
+            async with asyncio.TaskGroup() as speaking:
+                speaking.create_task(stream.run())
+                async for _ in stream:
+                    first_audio = loop.time() if first_audio is None else first_audio
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(watch())
+            if tts is not None:
+                tg.create_task(listen(tts))
             speaking = tg.create_task(user.speak(text, push, turn.ledger))
             done = await turn.run()
             speaking.cancel()
         oracle.end()
         executed.append(calls)
-        speech_end = turn.ledger.first(SPEECH_END)
+        speech_end, final_at = turn.ledger.first(SPEECH_END), turn.ledger.first(FINAL)
         d = done.ledger["derived"]
         turns.append(TurnResult(
             task.id, index, mode,
@@ -213,10 +292,25 @@ async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 
             None if done_at is None or speech_end is None else done_at - speech_end,
             len(calls), d["speculative_issued"], d["speculative_executed"], d["speculative_used"],
             d["speculative_wasted"], d["tokens_discarded"], str(done.status),
-            sum(1 for m in done.ledger["marks"] if m["kind"] == "protocol_error")))
+            sum(1 for m in done.ledger["marks"] if m["kind"] == "protocol_error"),
+            None if first_audio is None or speech_end is None else first_audio - speech_end,
+            ceiling(gold, safe, timing, endpoint_s, sum(latency) / 2),
+            None if first_answer is None or final_at is None else first_answer - final_at))
     await own_llm.aclose()
-    verdict = bfcl.score(task, executed, f"specvoice_{mode}_{uuid.uuid4().hex[:8]}")
+    verdict = await suite.score(task, executed, box.state, f"specvoice_{mode}_{uuid.uuid4().hex[:8]}")
     return TaskResult(task.id, mode, bool(verdict.get("valid")), verdict.get("error_message"), turns)
+
+
+async def spoken_user(endpoint_s: float) -> tuple[SpokenUser, TTS]:
+    from speech.asr import ASRSettings, WhisperDecoder, model_dir
+    from speech.tts import TTS
+    from speech.vad import VADSettings
+
+    decoder = await asyncio.to_thread(lambda: WhisperDecoder(model_dir()))
+    user_voice = await asyncio.to_thread(lambda: TTS(deterministic=True))
+    agent_voice = await asyncio.to_thread(TTS)
+    asr = ASRSettings(vad=VADSettings(silence_duration_ms=round(endpoint_s * 1000)))
+    return SpokenUser(decoder, user_voice, asr), agent_voice
 
 
 def summarize(results: list[TaskResult]) -> dict[str, dict[str, float]]:
@@ -228,6 +322,9 @@ def summarize(results: list[TaskResult]) -> dict[str, dict[str, float]]:
         turns = [t for r in rows for t in r.turns]
         first = [t.to_first_token_s for t in turns if t.to_first_token_s is not None]
         full = [t.to_answer_s for t in turns if t.to_answer_s is not None]
+        audio = [t.to_first_audio_s for t in turns if t.to_first_audio_s is not None]
+        bound = [t.ceiling_s for t in turns if t.ceiling_s is not None]
+        after_final = [t.final_to_first_token_s for t in turns if t.final_to_first_token_s is not None]
         executed = sum(t.speculative_executed for t in turns) + sum(
             t.calls - t.speculative_used for t in turns)
         out[mode] = {
@@ -235,33 +332,47 @@ def summarize(results: list[TaskResult]) -> dict[str, dict[str, float]]:
             "first_token_mean_s": statistics.fmean(first) if first else float("nan"),
             "first_token_p50_s": percentile(first, 50), "first_token_p90_s": percentile(first, 90),
             "answer_mean_s": statistics.fmean(full) if full else float("nan"),
+            "after_final_mean_s": statistics.fmean(after_final) if after_final else float("nan"),
+            **({"first_audio_mean_s": statistics.fmean(audio), "first_audio_p50_s": percentile(audio, 50),
+                "first_audio_p90_s": percentile(audio, 90)} if audio else {}),
             "speculative_issued": sum(t.speculative_issued for t in turns),
             "speculative_used": sum(t.speculative_used for t in turns),
             "speculative_wasted": sum(t.speculative_wasted for t in turns),
             "wasted_share_of_executed": sum(t.speculative_wasted for t in turns) / max(executed, 1),
             "tokens_discarded": sum(t.tokens_discarded for t in turns),
+            "ceiling_first_token_mean_s": statistics.fmean(bound) if bound else float("nan"),
         }
     base = out.get("sequential", {}).get("first_token_mean_s")
     for row in out.values():
         row["speedup_vs_sequential"] = base / row["first_token_mean_s"] if base else float("nan")
+        row["ceiling_speedup"] = base / row["ceiling_first_token_mean_s"] if base else float("nan")
+        after = out.get("sequential", {}).get("after_final_mean_s")
+        row["speedup_after_final"] = after / row["after_final_mean_s"] if after else float("nan")
     return out
 
 
 def print_table(summary: dict[str, dict[str, float]]) -> None:
     print(f"\n{'mode':12s} {'tasks':>5s} {'acc':>6s} {'first tok mean':>15s} {'p50':>6s} {'p90':>6s} "
-          f"{'answer':>7s} {'speedup':>8s} {'spec used/wasted':>17s} {'wasted %':>9s}")
+          f"{'answer':>7s} {'speedup':>8s} {'from final':>10s} {'spec used/wasted':>17s} {'wasted %':>9s} "
+          f"{'1st audio':>9s}")
     for mode, r in summary.items():
         print(f"{mode:12s} {r['tasks']:5.0f} {r['accuracy']:6.1%} {r['first_token_mean_s']:14.2f}s "
               f"{r['first_token_p50_s']:5.2f}s {r['first_token_p90_s']:5.2f}s {r['answer_mean_s']:6.2f}s "
-              f"{r['speedup_vs_sequential']:7.2f}x {r['speculative_used']:8.0f}/{r['speculative_wasted']:<8.0f} "
-              f"{r['wasted_share_of_executed']:8.1%}")
+              f"{r['speedup_vs_sequential']:7.2f}x {r['speedup_after_final']:9.2f}x "
+              f"{r['speculative_used']:8.0f}/{r['speculative_wasted']:<8.0f} "
+              f"{r['wasted_share_of_executed']:8.1%} {r.get('first_audio_mean_s', float('nan')):8.2f}s")
+    if summary:
+        r = next(iter(summary.values()))
+        print(f"ceiling under the commit rule (writes after the final update, one after another): "
+              f"{r['ceiling_first_token_mean_s']:.2f}s mean, at most {r['ceiling_speedup']:.2f}x")
 
 
 def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path, seed: int,
-        partial_updates: Literal["interrupt", "at_boundary"] = "interrupt", policy: str = "oracle",
-        settings: Settings | None = None, user: dict[str, float] | None = None) -> dict[str, Any]:
+        partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary", policy: str = "oracle",
+        settings: Settings | None = None, user: dict[str, float] | None = None, audio: bool = False) -> dict[str, Any]:
     """Run (or resume) a benchmark into `out`: results.jsonl per task and mode, summary.json, plots.
-    `policy="model"` uses the configured LLM (real time) instead of the oracle (virtual time)."""
+    `policy="model"` uses the configured LLM (real time) instead of the oracle (virtual time); `audio`
+    speaks each turn through piper into the real VAD and ASR, and each answer through the TTS (real time)."""
     out.mkdir(parents=True, exist_ok=True)
     done_path = out / "results.jsonl"
     finished: dict[tuple[str, str], TaskResult] = {}
@@ -270,7 +381,7 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
             row = json.loads(line)
             finished[(row["task"], row["mode"])] = TaskResult(
                 row["task"], row["mode"], row["valid"], row["error"], [TurnResult(**t) for t in row["turns"]])
-    tasks = bfcl.load_tasks(suite.removeprefix("bfcl-").replace("-", "_"), limit)
+    tasks = SUITES[suite].load(limit)
     todo = [(t, m) for t in tasks for m in modes if (t.id, m) not in finished]
     started = time.monotonic()
     user = {"wpm": 150.0, "endpoint_s": 0.5, "words_per_update": 1, **(user or {})}
@@ -287,27 +398,32 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
                       f"{(len(todo) - i) / rate:5.0f} s left", end="" if sys.stderr.isatty() else "\n",
                       file=sys.stderr, flush=True)
 
-        if policy == "oracle":
+        def call(task: bfcl.Task, mode: Mode, **kw: Any) -> Coroutine[Any, Any, TaskResult]:
+            return run_task(task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates, wpm=wpm,
+                            endpoint_s=endpoint_s, words_per_update=per_update, suite=SUITES[suite], **kw)
+
+        if policy == "oracle" and not audio:
             for i, (task, mode) in enumerate(todo, 1):
-                record(i, task, mode, run_virtual(run_task(
-                    task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates, wpm=wpm,
-                    endpoint_s=endpoint_s, words_per_update=per_update)))
+                record(i, task, mode, run_virtual(call(task, mode)))
         else:
-            from agent.embedded import open_llm
+            async def real_time() -> None:
+                async with contextlib.AsyncExitStack() as stack:
+                    model: LLM | None = None
+                    if policy == "model":
+                        from agent.embedded import open_llm
 
-            async def with_model() -> None:
-                async with open_llm(settings or Settings.load(), log=lambda m: print(m, file=sys.stderr)) as llm:
+                        model = await stack.enter_async_context(
+                            open_llm(settings or Settings.load(), log=lambda m: print(m, file=sys.stderr)))
+                    speaker, tts = await spoken_user(endpoint_s) if audio else (None, None)
                     for i, (task, mode) in enumerate(todo, 1):
-                        record(i, task, mode, await run_task(
-                            task, mode, TIMINGS[timing], seed=seed, partial_updates=partial_updates, model=llm,
-                            wpm=wpm, endpoint_s=endpoint_s, words_per_update=per_update))
+                        record(i, task, mode, await call(task, mode, model=model, speaker=speaker, tts=tts))
 
-            asyncio.run(with_model())
+            asyncio.run(real_time())
     print(file=sys.stderr)
     results = [finished[(t.id, m)] for t in tasks for m in modes if (t.id, m) in finished]
     summary = summarize(results)
     meta = {"suite": suite, "policy": policy, "timing": timing if policy == "oracle" else "real",
-            "tasks": len(tasks), "seed": seed, "partial_updates": partial_updates, **user,
+            "tasks": len(tasks), "seed": seed, "partial_updates": partial_updates, "audio": audio, **user,
             "tool_latency_s": [0.5, 1.0]}
     if policy == "oracle":
         meta["timing_values"] = asdict(TIMINGS[timing])
@@ -328,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", default="bfcl-base", choices=["bfcl-base", "bfcl-miss-param"])
+    parser.add_argument("--suite", default="bfcl-base", choices=sorted(SUITES))
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: sequential,async,speculative")
     parser.add_argument("--timing", default="embedded", choices=sorted(TIMINGS), help="simulated model speed")
     parser.add_argument("--limit", type=int, help="only the first N tasks")
@@ -336,10 +452,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wpm", type=float, default=150.0, help="the simulated user's speaking rate")
     parser.add_argument("--endpoint-delay", type=float, default=0.5, help="silence before the final update (s)")
     parser.add_argument("--words-per-update", type=int, default=1, help="words per partial update")
-    parser.add_argument("--partial-updates", default="interrupt", choices=["interrupt", "at_boundary"],
+    parser.add_argument("--partial-updates", default="at_boundary", choices=["interrupt", "at_boundary"],
                         help="new words cut the running step, or wait for its end")
     parser.add_argument("--policy", default="oracle", choices=["oracle", "model"],
                         help="oracle: scripted, virtual clock; model: the configured LLM (llm.base_url or embedded)")
+    parser.add_argument("--audio", action="store_true",
+                        help="speak each turn through piper into the real VAD/ASR and time the answer's first audio "
+                             "(real time)")
     parser.add_argument("--config", dest="bench_config", help="settings TOML or preset for --policy model")
     parser.add_argument("--out", type=Path, help="run folder (resumes if it exists); default runs/<suite>-<timing>")
 
@@ -351,11 +470,11 @@ def command(args: argparse.Namespace) -> int:
         print(f"error: unknown mode {bad[0]!r}", file=sys.stderr)
         return 2
     name = args.timing if args.policy == "oracle" else "model"
-    out = args.out or Path("runs") / f"{args.suite}-{name}"
+    out = args.out or Path("runs") / f"{args.suite}-{name}{'-audio' if args.audio else ''}"
     settings = Settings.load(args.bench_config or getattr(args, "config", None)) if args.policy == "model" else None
     user = {"wpm": args.wpm, "endpoint_s": args.endpoint_delay, "words_per_update": args.words_per_update}
     run(args.suite, modes, args.timing, args.limit, out, args.seed, args.partial_updates, args.policy, settings,
-        user)
+        user, args.audio)
     return 0
 
 

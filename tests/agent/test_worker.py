@@ -31,7 +31,7 @@ def test_partial_update_interrupts_and_resumes_with_marker():
             return Reply(step("greet", Answer("Hello!")))
         return Reply(step("wait for more", Pause()))
 
-    h = harness(policy)
+    h = harness(policy, partial_updates="interrupt")
     done = run_virtual(h.turn([(0, partial("hello")), (0.55, partial("hello there")), (1.0, final("hello there"))]))
     assert done.status == TurnStatus.COMPLETED and done.answer == "Hello!"
     first, second = h.requests[0], h.requests[1]
@@ -466,3 +466,26 @@ def test_at_boundary_words_wait_for_the_running_step_and_arrive_together():
     assert done.answer == "Hi!" and done.ledger["derived"]["restarts"] == 0
     assert INTERRUPTED not in h.requests[1].prefix  # the first step was not cut
     assert h.requests[1].prefix.endswith("<pause/>\n<partial_query_update>there my friend</partial_query_update>\n")
+
+
+def test_a_final_update_without_new_words_lets_the_running_step_finish():
+    """Cutting a step that is writing a call only to say "the user is done" would throw the call away;
+    the final waits for the step's end, and the write still waits for the model's next action."""
+    send = ToolCall(1, "send_message", {"to": "+1 555", "text": "late"})
+
+    def policy(rec: Recorded) -> Reply:
+        if "<final_query_update>" not in rec.prefix:
+            return Reply(step("text them", send), first_token_s=0.2, chunk_s=0.05)
+        if "<tool_result" in rec.prefix:
+            return Reply(step("sent", Answer("Sent.")))
+        return Reply(step("wait", Pause()), first_token_s=0.3)
+
+    h = harness(policy, partial_updates="interrupt")
+    done = run_virtual(h.turn([(0, partial("text +1 555 late")), (0.5, final("text +1 555 late"))]))
+    assert done.answer == "Sent." and done.ledger["derived"]["restarts"] == 0
+    assert not h.requests[0].aborted
+    assert h.requests[1].prefix.endswith("</tool_call>\n<final_query_update>text +1 555 late</final_query_update>\n")
+    started = done.ledger["t0"] + next(m["t"] for m in done.ledger["marks"]
+                                       if m["kind"] == TOOL and m["event"] == "started")
+    assert started > h.requests[1].started + 0.29  # committed by the step that saw the final
+    assert len(h.session.toolbox.state.sent) == 1

@@ -1,10 +1,13 @@
 """The BFCL suite and the virtual-clock oracle benchmark: real worker, graph and BFCL backends."""
 
+import asyncio
+
 import pytest
 
 from agent.clock import run_virtual
-from evals import bfcl
-from evals.bench import TIMINGS, run_task, summarize
+from configs.catalogs.demo import DemoState
+from evals import bfcl, demo_suite
+from evals.bench import SUITES, TIMINGS, ceiling, run_task, summarize
 
 
 def test_bfcl_gold_calls_parse_validate_and_score_valid():
@@ -45,17 +48,19 @@ def test_the_three_modes_reach_the_same_accuracy_and_speculation_is_not_slower()
 
 def test_speculative_beats_sequential_on_bfcl_base_at_equal_accuracy():
     """The mechanism's speed-up, deterministic on the virtual clock: all 200 BFCL base tasks, the oracle
-    policy, a 3B-on-GPU timing, words injected at step boundaries. Measured 1.30x; the issue's goal of
-    1.5x is not reached yet (BFCL is mostly writes, which wait for the commit point), so this guards
-    what the mechanism delivers today against regressions."""
-    results = [run_virtual(run_task(t, mode, TIMINGS["gpu-3b"], partial_updates="at_boundary"))
+    policy, a 3B-on-GPU timing, words injected at step boundaries. Measured 1.32x. The issue's 1.5x is
+    not reached: BFCL is mostly writes, which wait for the commit point, and even a policy that loses no
+    time at all before it (`ceiling`) would reach 1.82x (docs/benchmarks.md). This guards what the
+    mechanism delivers against regressions."""
+    results = [run_virtual(run_task(t, mode, TIMINGS["gpu-3b"]))
                for t in bfcl.load_tasks("base") for mode in ("sequential", "speculative")]
     summary = summarize(results)
     seq, spec = summary["sequential"], summary["speculative"]
     print(f"speed-up {spec['speedup_vs_sequential']:.2f}x, accuracy {seq['accuracy']:.1%} / {spec['accuracy']:.1%}")
     assert spec["accuracy"] == seq["accuracy"] >= 0.99
-    assert spec["speedup_vs_sequential"] >= 1.25
-    assert spec["speculative_wasted"] <= 0.25 * spec["speculative_issued"]
+    assert spec["speedup_vs_sequential"] >= 1.3
+    assert spec["wasted_share_of_executed"] <= 0.25
+    assert spec["ceiling_first_token_mean_s"] < spec["first_token_mean_s"]
 
 
 def test_the_oracle_issues_a_call_only_once_its_values_are_heard():
@@ -73,3 +78,53 @@ def test_the_oracle_issues_a_call_only_once_its_values_are_heard():
     assert not oracle._available(start, earlier=0, results_in=True, final=False)  # never said: needs the whole
     assert oracle._available(start, earlier=0, results_in=True, final=True)  # request, or earlier results
     assert not oracle._available(start, earlier=1, results_in=False, final=True)
+
+
+def test_demo_suite_scores_side_effects_and_lookups():
+    task = demo_suite.load_tasks()[1]  # text John that I am running late
+    state = DemoState()
+    state.sent.append({"id": 100, "to": "+1 415 555 0134", "text": "I am running late."})
+    calls = [[("lookup_contact", {"name": "John"}), ("send_message", {"to": "$1.phone", "text": "I am running late."})]]
+    assert run_virtual(demo_suite.score(task, calls, state, "t"))["valid"]  # punctuation and ids aside
+    assert not run_virtual(demo_suite.score(task, [[]], DemoState(), "t"))["valid"]
+    state.sent[0]["to"] = "+1 212 555 0178"  # Mary's number
+    assert not run_virtual(demo_suite.score(task, calls, state, "t"))["valid"]
+    weather = demo_suite.load_tasks()[0]
+    assert not run_virtual(demo_suite.score(weather, [[]], DemoState(), "t"))["valid"]  # the lookup never ran
+
+
+def test_the_demo_suite_runs_in_all_modes_with_full_accuracy():
+    suite = SUITES["demo"]
+    results = [run_virtual(run_task(t, mode, TIMINGS["gpu-3b"], suite=suite)) for t in suite.load(None)
+               for mode in ("sequential", "async", "speculative")]
+    summary = summarize(results)
+    assert {row["accuracy"] for row in summary.values()} == {1.0}, [r.error for r in results if not r.valid]
+    assert summary["speculative"]["first_token_mean_s"] < summary["sequential"]["first_token_mean_s"]
+
+
+def test_the_ceiling_counts_rounds_of_writes_after_the_final_update():
+    timing = TIMINGS["gpu-3b"]
+    read, write = bfcl.GoldCall("ls", {}), bfcl.GoldCall("cd", {"folder": "a"})
+    only_reads = ceiling([read, read], {"ls"}, timing, 0.5, 0.75)
+    one_write = ceiling([read, write], {"ls"}, timing, 0.5, 0.75)
+    two_rounds = ceiling([write, read, read], {"ls"}, timing, 0.5, 0.75)  # reads after a write run together
+    assert only_reads < one_write < two_rounds
+    assert two_rounds - one_write == pytest.approx(0.75)
+
+
+@pytest.mark.model
+def test_the_audio_path_hears_the_user_through_vad_and_asr_and_times_the_first_audio():
+    from evals.bench import spoken_user
+
+    suite = SUITES["demo"]
+    task = suite.load(1)[0]  # what's the weather in Paris right now?
+
+    async def main():
+        speaker, tts = await spoken_user(0.5)
+        return await run_task(task, "speculative", TIMINGS["gpu-3b"], suite=suite, speaker=speaker, tts=tts), speaker
+
+    result, speaker = asyncio.run(main())
+    assert result.valid, result.error
+    assert "weather in" in speaker.heard[0].lower()  # tiny.en may hear "Paris" as "pairs"
+    turn = result.turns[0]
+    assert turn.to_first_audio_s > turn.to_first_token_s > 0.5  # the VAD waits 0.5 s of silence first
