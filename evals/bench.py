@@ -170,28 +170,46 @@ class Oracle:
         self.turn, self.gold, self.utterance, self.heard = turn, gold, utterance.lower(), ""
 
     def end(self) -> None:
-        self.said_before += " " + self.utterance
+        assert self.turn is not None
+        # What the conversation holds from now on: the words, and the turn's calls and their results.
+        self.said_before += " " + self.utterance + " " + "".join(self.turn.trace).lower()
 
     @staticmethod
     def _said(value: str, text: str) -> bool:
-        """Said in `text`: verbatim, or word by word as prefixes ("document" in "documents")."""
-        if value in text:
+        """Said in `text`: verbatim, or word by word as prefixes ("document" in "documents"); a whole
+        float also as an integer ("150.0" in "$150")."""
+        if value in text or (value.endswith(".0") and value[:-2].lstrip("-").isdigit() and value[:-2] in text):
             return True
         parts, words = _WORD.findall(value), _WORD.findall(text)
         return bool(parts) and all(any(w.startswith(p) for w in words) for p in parts)
 
+    def _intent_heard(self, call: bfcl.GoldCall) -> bool:
+        """What the user wants is clear once a word of the tool's name has been said ("invoice" for
+        `retrieve_invoice`), or half of the request has been heard."""
+        names = [p.lower() for p in re.findall(r"[A-Z]?[a-z]+", call.name) if len(p) >= 4]
+        words = _WORD.findall(self.heard)
+        if any(w.startswith(n[:5]) for n in names for w in words):
+            return True
+        return len(self.heard.split()) * 2 >= len(self.utterance.split())
+
     def _available(self, call: bfcl.GoldCall, earlier: int, results_in: bool, final: bool) -> bool:
+        needs_intent = True  # no value of this turn says what the user wants
         for value in _literals(call.arguments):
-            if self._said(value, self.said_before) or self._said(value, self.heard):
+            if self._said(value, self.said_before):
+                continue  # known from the conversation so far (earlier words, calls and results)
+            if self._said(value, self.heard):
+                needs_intent = False
                 continue
             if self._said(value, self.utterance):
                 return False  # the user has not said it yet
             # never said: it comes from an earlier result of this turn, or is inferred from the whole request
-            if not (results_in if earlier else final):
+            if earlier:
+                if not results_in:
+                    return False
+                needs_intent = False
+            elif not final:
                 return False
-        if not _literals(call.arguments):  # nothing to listen for: the request's gist, half-way in
-            return final or len(self.heard.split()) * 2 >= len(self.utterance.split())
-        return True
+        return final or not needs_intent or self._intent_heard(call)
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None

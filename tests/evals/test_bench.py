@@ -48,8 +48,8 @@ def test_the_three_modes_reach_the_same_accuracy_and_speculation_is_not_slower()
 
 def test_speculative_beats_sequential_on_bfcl_base_at_equal_accuracy():
     """The mechanism's speed-up, deterministic on the virtual clock: all 200 BFCL base tasks, the oracle
-    policy, a 3B-on-GPU timing, words injected at step boundaries. Measured 1.32x. The issue's 1.5x is
-    not reached: BFCL is mostly writes, which wait for the commit point, and even a policy that loses no
+    policy, a 3B-on-GPU timing, words injected at step boundaries. Measured 1.48x; the issue's 1.5x is
+    just missed: BFCL is mostly writes, which wait for the commit point, and even a policy that loses no
     time at all before it (`ceiling`) would reach 1.82x (docs/benchmarks.md). This guards what the
     mechanism delivers against regressions."""
     results = [run_virtual(run_task(t, mode, TIMINGS["gpu-3b"]))
@@ -58,7 +58,7 @@ def test_speculative_beats_sequential_on_bfcl_base_at_equal_accuracy():
     seq, spec = summary["sequential"], summary["speculative"]
     print(f"speed-up {spec['speedup_vs_sequential']:.2f}x, accuracy {seq['accuracy']:.1%} / {spec['accuracy']:.1%}")
     assert spec["accuracy"] == seq["accuracy"] >= 0.99
-    assert spec["speedup_vs_sequential"] >= 1.3
+    assert spec["speedup_vs_sequential"] >= 1.45
     assert spec["wasted_share_of_executed"] <= 0.25
     assert spec["ceiling_first_token_mean_s"] < spec["first_token_mean_s"]
 
@@ -128,3 +128,19 @@ def test_the_audio_path_hears_the_user_through_vad_and_asr_and_times_the_first_a
     assert "weather in" in speaker.heard[0].lower()  # tiny.en may hear "Paris" as "pairs"
     turn = result.turns[0]
     assert turn.to_first_audio_s > turn.to_first_token_s > 0.5  # the VAD waits 0.5 s of silence first
+
+
+def test_the_oracle_knows_the_conversation_and_waits_for_the_intent():
+    from evals.bench import Oracle
+
+    oracle = Oracle(TIMINGS["gpu-3b"])
+    oracle.said_before = 'booked: <tool_result id="1">{"booking_id": "abc123"}</tool_result>'
+    oracle.utterance = "now that it is booked could you fetch the invoice for me please"
+    invoice = bfcl.GoldCall("retrieve_invoice", {"booking_id": "abc123"})
+    oracle.heard = "now that it is"
+    assert not oracle._available(invoice, earlier=0, results_in=True, final=False)  # what does the user want?
+    oracle.heard = "now that it is booked could you fetch the invoice"
+    assert oracle._available(invoice, earlier=0, results_in=True, final=False)  # "invoice": the tool's name
+    oracle.utterance = oracle.heard = "buy 50 shares at $150 each"
+    order = bfcl.GoldCall("place_order", {"amount": 50, "price": 150.0})
+    assert oracle._available(order, earlier=0, results_in=True, final=False)  # 150.0 is said as "$150"
