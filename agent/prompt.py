@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from agent.tools import Tool
 
@@ -51,8 +51,17 @@ Rules:
 """
 
 
-def system_prompt(tools: Iterable[Tool], example: str = "") -> str:
-    lines = [PROTOCOL, "Tools:"]
+# For a model fine-tuned on the protocol (training/): it has learnt the rules, so the prompt only names
+# the tools; a shorter prompt also means a faster first token on the CPU.
+TRAINED = "You are a voice assistant. You hear the user while they speak and use tools (async protocol).\n"
+
+PromptStyle = Literal["full", "trained"]
+
+
+def system_prompt(tools: Iterable[Tool], example: str = "", style: PromptStyle = "full") -> str:
+    if style == "trained":
+        example = ""
+    lines = [PROTOCOL if style == "full" else TRAINED, "Tools:"]
     for t in tools:
         schema = t.schema()
         kind = "read-only" if t.safe else "changes state"

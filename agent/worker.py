@@ -30,7 +30,7 @@ from agent.events import (
 from agent.graph import Call, ToolGraph
 from agent.ledger import ANSWER_START, FINAL, FIRST_TOKEN, LLM_REQUEST, PARTIAL, TOOL, TURN_END, TurnLedger
 from agent.llm import LLM, Generation, LLMError
-from agent.prompt import action_regex, answer_regex, system_prompt
+from agent.prompt import PromptStyle, action_regex, answer_regex, system_prompt
 from agent.protocol import (
     INTERRUPTED,
     SEP,
@@ -71,6 +71,7 @@ class AgentConfig:
     # "at_boundary": the running step finishes, then the words heard meanwhile are injected together
     partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary"
     history_chars: int = 6000
+    prompt: PromptStyle = "full"  # "trained": the short prompt the fine-tuned model was trained with
     fallback_text: str = "Sorry, I could not work that out. Could you say it again?"
     unavailable_text: str = "Sorry, I cannot think right now. Please try again in a moment."
 
@@ -159,7 +160,7 @@ class Turn:
         self.config = session.config
         self.ledger = TurnLedger(turn_id, session.clock)
         tools = list(session.toolbox.tools.values())
-        self._system = system_prompt(tools, session.toolbox.catalog.example)
+        self._system = system_prompt(tools, session.toolbox.catalog.example, self.config.prompt)
         self._regex = action_regex(tools) if self.config.constrained else None
         self._regex_no_pause = action_regex(tools, pause=False) if self.config.constrained else None
         self._steps_after_final = 0
@@ -169,6 +170,7 @@ class Turn:
         self._events: asyncio.Queue[AgentEvent | None] = asyncio.Queue()
         self._max_backlog = 2000
         self.trace: list[str] = []  # this turn's part of the assistant message
+        self.spans: list[tuple[str, bool]] = []  # the same text, split by who wrote it (True: the model)
         self.heard = ""  # the user text the model has been told
         self.final = False
         self.final_text = ""
@@ -305,10 +307,10 @@ class Turn:
             self._inject_partial(text)
             return
         self._pending_partial = None  # the final update has every word
-        if self._gen_task is not None and (self.config.partial_updates == "at_boundary"
-                                           or normalize(text) == normalize(self.heard)):
-            # Nothing new to react to (or boundaries were asked for): cutting the step would throw away
-            # an action that is nearly written. The final counts once the model has seen it.
+        if self._gen_task is not None and self._parser.state == "tool_call":
+            # Cutting a call that is being written would throw it away only to write it again; one still
+            # thinking is cut (waiting would cost the rest of its step, then a whole new one). The final
+            # counts once the model has seen it.
             self._pending_final = text
             return
         self._on_final(text)
@@ -395,6 +397,8 @@ class Turn:
         kept = kept.rstrip()
         if kept:
             self.trace.append(kept + SEP)
+            own = kept.removesuffix(INTERRUPTED).rstrip()  # a space before the marker goes with the marker,
+            self.spans += [(own, True), (kept[len(own):] + SEP, False)]  # as the tokenizer joins them
         if cut < len(text):
             self._emit(TraceEvent(self.id, text[cut:], "discarded"))
         return sum(1 for end in self._chunk_ends if end > cut)
@@ -551,6 +555,7 @@ class Turn:
             self.ledger.restart(tokens_discarded=lost)
         text = format_element(block)
         self.trace.append(text)
+        self.spans.append((text, False))
         self._emit(TraceEvent(self.id, text, "inject"))
         self._want_gen = True
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from agent.prompt import PromptStyle
 from agent.worker import AgentConfig, Mode
 
 PRESETS = Path(__file__).parent / "presets"
@@ -51,6 +52,7 @@ class AgentSettings(BaseModel):
     tool_timeout_s: float = 10.0
     tool_latency_s: tuple[float, float] = (0.5, 1.0)
     partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary"
+    prompt: PromptStyle = "full"
 
     def config(self) -> AgentConfig:
         return AgentConfig(
@@ -61,6 +63,7 @@ class AgentSettings(BaseModel):
             max_step_tokens=self.max_step_tokens,
             history_chars=self.history_chars,
             partial_updates=self.partial_updates,
+            prompt=self.prompt,
         )
 
 

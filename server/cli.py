@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="sequential vs async vs speculative on BFCL multi-turn (virtual clock)")
     add_arguments(bench)
     bench.set_defaults(func=command)
+
+    from training import cli as training
+
+    train = sub.add_parser("train", help="generate clock-based trajectories and fine-tune the embedded model (LoRA)")
+    training.add_arguments(train)
+    train.set_defaults(func=training.command)
     return parser
 
 

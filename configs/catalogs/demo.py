@@ -42,6 +42,8 @@ class DemoState:
         ]
     )
     sent: list[dict[str, Any]] = field(default_factory=list)
+    contacts: dict[str, dict[str, str]] = field(default_factory=lambda: dict(CONTACTS))  # by lower-case first name
+    weather: dict[str, tuple[int, str]] = field(default_factory=lambda: dict(WEATHER))  # by lower-case city
     timers: list[dict[str, Any]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
@@ -83,7 +85,7 @@ def _state(ctx: ToolContext) -> DemoState:
 async def lookup_contact(args: ContactQuery, ctx: ToolContext) -> dict[str, str]:
     """Find a contact's full name, phone number and email address."""
     key = args.name.strip().lower()
-    for first, contact in CONTACTS.items():
+    for first, contact in _state(ctx).contacts.items():
         if key in (first, contact["name"].lower()):
             return contact
     raise ToolError(f"no contact named {args.name!r}")
@@ -92,7 +94,7 @@ async def lookup_contact(args: ContactQuery, ctx: ToolContext) -> dict[str, str]
 @tool(safe=True)
 async def get_weather(args: WeatherQuery, ctx: ToolContext) -> dict[str, Any]:
     """Current weather in a city: temperature in Celsius and conditions."""
-    found = WEATHER.get(args.city.strip().lower())
+    found = _state(ctx).weather.get(args.city.strip().lower())
     if found is None:
         raise ToolError(f"no weather data for {args.city!r}")
     return {"city": args.city.strip().title(), "temperature_c": found[0], "conditions": found[1]}

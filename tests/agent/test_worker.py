@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import json
 
+import pytest
 from pydantic import BaseModel
 
 from agent.clock import run_virtual
@@ -468,20 +469,20 @@ def test_at_boundary_words_wait_for_the_running_step_and_arrive_together():
     assert h.requests[1].prefix.endswith("<pause/>\n<partial_query_update>there my friend</partial_query_update>\n")
 
 
-def test_a_final_update_without_new_words_lets_the_running_step_finish():
-    """Cutting a step that is writing a call only to say "the user is done" would throw the call away;
-    the final waits for the step's end, and the write still waits for the model's next action."""
+def test_a_final_update_lets_a_call_being_written_finish_and_cuts_a_think():
+    """Cutting a step that is writing a call would throw the call away; the final waits for the step's
+    end, and the write still waits for the model's next action. A step still thinking is cut at once."""
     send = ToolCall(1, "send_message", {"to": "+1 555", "text": "late"})
 
     def policy(rec: Recorded) -> Reply:
         if "<final_query_update>" not in rec.prefix:
-            return Reply(step("text them", send), first_token_s=0.2, chunk_s=0.05)
+            return Reply(step("text", send), first_token_s=0.2, chunk_s=0.05)
         if "<tool_result" in rec.prefix:
             return Reply(step("sent", Answer("Sent.")))
         return Reply(step("wait", Pause()), first_token_s=0.3)
 
-    h = harness(policy, partial_updates="interrupt")
-    done = run_virtual(h.turn([(0, partial("text +1 555 late")), (0.5, final("text +1 555 late"))]))
+    h = harness(policy, partial_updates="at_boundary")
+    done = run_virtual(h.turn([(0, partial("text +1 555 late")), (0.7, final("text +1 555 late"))]))
     assert done.answer == "Sent." and done.ledger["derived"]["restarts"] == 0
     assert not h.requests[0].aborted
     assert h.requests[1].prefix.endswith("</tool_call>\n<final_query_update>text +1 555 late</final_query_update>\n")
@@ -489,3 +490,12 @@ def test_a_final_update_without_new_words_lets_the_running_step_finish():
                                        if m["kind"] == TOOL and m["event"] == "started")
     assert started > h.requests[1].started + 0.29  # committed by the step that saw the final
     assert len(h.session.toolbox.state.sent) == 1
+
+    def slow(rec: Recorded) -> Reply:
+        if "<final_query_update>" in rec.prefix:
+            return Reply(step("greet", Answer("Hi!")))
+        return Reply(step("the user is still talking", Pause()), first_token_s=1.0, chunk_s=0.1)
+
+    h = harness(slow, partial_updates="at_boundary")
+    done = run_virtual(h.turn([(0, partial("hello")), (0.5, final("hello"))]))
+    assert done.answer == "Hi!" and h.requests[0].aborted and h.requests[1].started == pytest.approx(0.5)

@@ -1,0 +1,429 @@
+"""Task templates for the demo catalog: episodes of spoken requests with the steps a good agent takes.
+
+An episode is a small world (contacts, weather, calendar) and one to three user turns. Each turn is
+the words the user says, in order (fillers, hesitations and self-corrections included), and the
+teacher's plan: moves that become due once enough words have been heard (or at the final update),
+and the answer built from the tool results. Wrong early guesses are moves too: a call made from a
+partial update and revised (same id) or withdrawn (`REMOVE`) when later words change it.
+
+Two disjoint pools, `train` and `heldout`: names, places, messages, phrasings and some tool chains of
+the held-out split never occur in training.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent.protocol import Remove, ToolCall
+from configs.catalogs.demo import DemoState
+
+Split = Literal["train", "heldout"]
+Results = dict[int, Any]
+
+
+@dataclass(frozen=True)
+class Move:
+    """One action of the teacher, due once `at` words of the turn have been heard (None: after the
+    final update) and the results of `needs` are in."""
+
+    at: int | None
+    think: str
+    action: ToolCall | Remove
+    needs: tuple[int, ...] = ()
+
+
+@dataclass
+class TurnPlan:
+    words: list[str]
+    moves: list[Move]
+    answer: Callable[[Results], str]
+    pause_after: int | None = None  # the user stops for a while after this many words (a hesitation)
+    kind: str = ""
+
+
+@dataclass
+class Episode:
+    kind: str
+    split: Split
+    state: DemoState
+    turns: list[TurnPlan]
+    expected: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # side effects, ids aside
+
+
+@dataclass(frozen=True)
+class Pools:
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+    cities: tuple[str, ...]
+    messages: tuple[str, ...]
+    titles: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+POOLS: dict[Split, Pools] = {
+    "train": Pools(
+        first_names=("John", "Mary", "Alice", "Bob", "Priya", "Carlos", "Emma", "Liam", "Sofia", "Noah", "Olivia",
+                     "Ethan", "Mia", "Lucas", "Ava", "Omar", "Yuki", "Fatima", "Diego", "Hannah", "Ivan", "Grace",
+                     "Kenji", "Leila", "Marco", "Nina", "Pablo", "Rosa", "Sam", "Tara", "Victor", "Wendy", "Zoe",
+                     "Aaron", "Bianca", "Chen", "Dmitri", "Esther", "Farah", "George"),
+        last_names=("Smith", "Jones", "Chen", "Martin", "Patel", "Garcia", "Brown", "Wilson", "Tanaka", "Kim",
+                    "Rossi", "Silva", "Novak", "Khan", "Murphy", "Schmidt", "Lopez", "Nguyen"),
+        cities=("Paris", "London", "Tokyo", "Berlin", "Madrid", "Rome", "Sydney", "Toronto", "Chicago", "Seattle",
+                "Boston", "Dublin", "Oslo", "Lisbon", "Vienna", "Prague", "Cairo", "Mumbai", "Seoul", "Lima",
+                "San Francisco", "San Diego", "New York", "New Orleans", "Los Angeles", "Las Vegas", "Rio de Janeiro",
+                "Mexico City", "Hong Kong", "Cape Town"),
+        messages=("I am running late", "I will call you back tonight", "happy birthday", "the meeting moved to Friday",
+                  "dinner is at seven", "can you pick up some milk", "I left my keys at your place",
+                  "see you at the station", "the package arrived", "thanks for your help today",
+                  "I am stuck in traffic", "let's meet at noon", "don't forget the tickets", "I'm on my way"),
+        titles=("lunch with {name}", "dentist appointment", "team meeting", "yoga class", "call with {name}",
+                "doctor visit", "coffee with {name}", "project review", "haircut", "piano lesson"),
+        labels=("pasta", "check the oven", "laundry", "call mom", "take the medicine", "the tea", "stretch break"),
+    ),
+    "heldout": Pools(
+        first_names=("Anna", "Ben", "Chloe", "David", "Elena", "Felix", "Gita", "Hugo", "Isla", "Jonas", "Kofi",
+                     "Lara", "Mateo", "Nora", "Oscar", "Paula", "Ravi", "Selma", "Theo", "Ursula"),
+        last_names=("Becker", "Costa", "Dubois", "Evans", "Fischer", "Haddad", "Ito", "Jensen", "Larsen", "Moreau"),
+        cities=("Amsterdam", "Athens", "Denver", "Miami", "Nairobi", "Warsaw", "Zurich", "Hanoi", "Bogota", "Austin",
+                "San Jose", "New Delhi", "Buenos Aires", "Kuala Lumpur"),
+        messages=("the car is ready", "I found your wallet", "the train is delayed", "call me when you land",
+                  "bring an umbrella", "we won the game", "the door code changed"),
+        titles=("brunch with {name}", "parent teacher meeting", "gym session", "tax appointment", "walk with {name}"),
+        labels=("bread", "the eggs", "parking meter", "plants"),
+    ),
+}
+
+CONDITIONS = ("sunny", "light rain", "overcast", "windy", "clear", "fog", "snow", "thunderstorms", "cloudy")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+            "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
+            "eighteenth", "nineteenth", "twentieth", "twenty first", "twenty second", "twenty third",
+            "twenty fourth", "twenty fifth", "twenty sixth", "twenty seventh", "twenty eighth")
+NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 10: "ten", 15: "fifteen", 20: "twenty",
+           25: "twenty five", 30: "thirty", 40: "forty", 45: "forty five", 60: "sixty", 90: "ninety"}
+FILLERS = ("um", "uh", "hmm", "like", "so")
+
+
+class Builder:
+    """Draws the values of one episode from a split's pools and builds its world as it goes."""
+
+    def __init__(self, split: Split, rng: random.Random) -> None:
+        self.split, self.rng, self.pools = split, rng, POOLS[split]
+        self.state = DemoState(calendar=[], contacts={}, weather={})
+        self.expected: dict[str, list[dict[str, Any]]] = {"sent": [], "calendar": [], "timers": []}
+        self._used: set[str] = set()
+
+    def pick(self, options: tuple[str, ...]) -> str:
+        fresh = [o for o in options if o not in self._used] or list(options)
+        choice = self.rng.choice(fresh)
+        self._used.add(choice)
+        return choice
+
+    def phrase(self, train: list[str], heldout: list[str]) -> str:
+        return self.rng.choice(train if self.split == "train" else heldout)
+
+    def contact(self) -> dict[str, str]:
+        first = self.pick(self.pools.first_names)
+        last = self.rng.choice(self.pools.last_names)
+        digits = "".join(str(self.rng.randrange(10)) for _ in range(7))
+        contact = {"name": f"{first} {last}", "phone": f"+1 {self.rng.randrange(200, 990)} {digits[:3]} {digits[3:]}",
+                   "email": f"{first.lower()}.{last.lower()}@example.com"}
+        self.state.contacts[first.lower()] = contact
+        return contact
+
+    def city(self) -> str:
+        city = self.pick(self.pools.cities)
+        self.state.weather[city.lower()] = (self.rng.randrange(-5, 36), self.rng.choice(CONDITIONS))
+        return city
+
+    def date(self) -> tuple[str, str]:
+        month, day = self.rng.randrange(1, 13), self.rng.randrange(1, 29)
+        spoken = self.rng.choice([f"{MONTHS[month - 1]} {ORDINALS[day - 1]}", f"the {ORDINALS[day - 1]} of "
+                                  f"{MONTHS[month - 1]}"])
+        return spoken, f"2026-{month:02d}-{day:02d}"
+
+    def minutes(self) -> tuple[str, int]:
+        n = self.rng.choice(list(NUMBERS))
+        return (NUMBERS[n] if self.rng.random() < 0.6 else str(n)), n
+
+    def clock_time(self) -> tuple[str, str]:
+        hour = self.rng.randrange(8, 20)
+        minute = self.rng.choice([0, 0, 15, 30, 45])
+        h12 = hour - 12 if hour > 12 else hour
+        spoken = f"{h12}" + (f":{minute:02d}" if minute else "") + (" pm" if hour >= 12 else " am")
+        if hour == 12 and minute == 0 and self.rng.random() < 0.5:
+            spoken = "noon"
+        return spoken, f"{hour:02d}:{minute:02d}"
+
+
+def words_of(text: str) -> list[str]:
+    return text.split()
+
+
+def _key(word: str) -> str:
+    """A word as matched against a value: lower case, without punctuation or a possessive 's."""
+    word = word.lower().strip(",.?!")
+    return word.removesuffix("'s")
+
+
+def first_index(words: list[str], *needles: str) -> int:
+    """How many words must be heard before every one of `needles` (each a phrase) has been said."""
+    keys = [_key(w) for w in words]
+    at = 0
+    for needle in needles:
+        target = [_key(w) for w in needle.split()]
+        found = next((i + len(target) for i in range(len(keys) - len(target) + 1)
+                      if keys[i:i + len(target)] == target), None)
+        if found is None:
+            raise ValueError(f"{needle!r} is not said in {' '.join(words)!r}")
+        at = max(at, found)
+    return at
+
+
+def disfluent(rng: random.Random, text: str, rate: float = 0.15) -> str:
+    """Sprinkle fillers between words (never inside a value: only before words longer than 3 letters)."""
+    out: list[str] = []
+    for i, w in enumerate(text.split()):
+        if i and rng.random() < rate and len(w) > 3 and w[0].islower():
+            out.append(rng.choice(FILLERS) + ",")
+        out.append(w)
+    return " ".join(out)
+
+
+def _answer_weather(r: dict[str, Any]) -> str:
+    return f"It is {r['temperature_c']} degrees and {r['conditions']} in {r['city']}."
+
+
+# -- turn kinds -----------------------------------------------------------------------------------------
+# Each returns a TurnPlan; ids start at 1 in every turn.
+
+
+def weather(b: Builder) -> TurnPlan:
+    city = b.city()
+    text = b.phrase([f"what's the weather in {city}", f"how is the weather in {city} today",
+                     f"is it cold in {city} right now", f"tell me the weather for {city} please",
+                     f"what's it like outside in {city}"],
+                    [f"could you check the forecast for {city}", f"how warm is it in {city}"])
+    words = words_of(disfluent(b.rng, text))
+    at = first_index(words, city)
+    call = ToolCall(1, "get_weather", {"city": city})
+    moves = [Move(at, f"the weather in {city}", call)]
+    guess = _guess_city(b, city, words)
+    if guess is not None:  # a guess from the first word of a two-word city, revised when the rest is heard
+        moves = [Move(at - len(city.split()) + 1, f"probably {guess}", ToolCall(1, "get_weather", {"city": guess})),
+                 Move(at, f"it is {city}, not {guess}: fix call 1", call)]
+    return TurnPlan(words, moves, lambda r: _answer_weather(r[1]), kind="weather")
+
+
+def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
+    parts = city.split()
+    if len(parts) < 2 or b.rng.random() < 0.4:
+        return None
+    others = [c for c in POOLS["train"].cities + POOLS["heldout"].cities
+              if c.split()[0] == parts[0] and c != city]
+    if not others:
+        return None
+    guess = b.rng.choice(others)
+    b.state.weather.setdefault(guess.lower(), (b.rng.randrange(-5, 36), b.rng.choice(CONDITIONS)))
+    return guess
+
+
+def two_cities(b: Builder) -> TurnPlan:
+    c1, c2 = b.city(), b.city()
+    text = b.phrase([f"what's the weather in {c1} and in {c2}", f"compare the weather in {c1} and {c2}"],
+                    [f"is it warmer in {c1} or in {c2}"])
+    words = words_of(disfluent(b.rng, text))
+    moves = [Move(first_index(words, c1), f"{c1} first", ToolCall(1, "get_weather", {"city": c1})),
+             Move(first_index(words, c2), f"now {c2}", ToolCall(2, "get_weather", {"city": c2}))]
+    return TurnPlan(words, moves, lambda r: f"{_answer_weather(r[1])} {_answer_weather(r[2])}", kind="two_cities")
+
+
+def contact(b: Builder) -> TurnPlan:
+    c = b.contact()
+    first = c["name"].split()[0]
+    field_, label = b.rng.choice([("phone", "phone number"), ("email", "email address")])
+    text = b.phrase([f"what's {first}'s {label}", f"look up {first}'s {label}", f"find the {label} of {first}"],
+                    [f"do you have {first}'s {label}"])
+    words = words_of(text)
+    moves = [Move(first_index(words, first), f"look up {first}", ToolCall(1, "lookup_contact", {"name": first}))]
+    return TurnPlan(words, moves, lambda r: f"{r[1]['name']}'s {label} is {r[1][field_]}.", kind="contact")
+
+
+def message(b: Builder, *, correction: bool = False) -> TurnPlan:
+    c = b.contact()
+    first = c["name"].split()[0]
+    body = b.pick(b.pools.messages)
+    via = b.rng.random() < 0.25
+    field_ = "email" if via else "phone"
+    verb = "email" if via else b.phrase(["text", "message"], ["text"])
+    if correction:
+        wrong = b.contact()["name"].split()[0]
+        text = f"{verb} {wrong}, no, {first}, that {body}"
+    else:
+        text = b.phrase([f"{verb} {first} that {body}", f"send {first} a message saying {body}",
+                         f"tell {first} {body}"] if not via else [f"email {first} that {body}",
+                                                                   f"send an email to {first} saying {body}"],
+                        [f"please let {first} know that {body}", f"drop {first} a note that {body}"])
+    words = words_of(text)
+    name_at = first_index(words, first)
+    body_at = len(words)
+    send = ToolCall(2, "send_message", {"to": f"$1.{field_}", "text": body})
+    moves = [Move(name_at, f"find {first}'s {'email' if via else 'number'}", ToolCall(1, "lookup_contact",
+                                                                                        {"name": first}))]
+    if correction:
+        wrong_at = first_index(words, wrong)
+        moves = [Move(wrong_at, f"find {wrong}", ToolCall(1, "lookup_contact", {"name": wrong})),
+                 Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}))]
+    moves.append(Move(body_at, f"the message is complete: send it to {first}", send))
+    b.expected["sent"].append({"to": c[field_], "text": body})
+    return TurnPlan(words, moves, lambda r: f"I sent {r[1]['name'].split()[0]} the message.", kind="message")
+
+
+def calendar(b: Builder) -> TurnPlan:
+    spoken, date = b.date()
+    events = [{"id": len(b.state.calendar) + 1, "title": b.rng.choice(POOLS[b.split].titles).format(name="Sam"),
+               "date": date, "time": f"{b.rng.randrange(8, 19):02d}:00"} for _ in range(b.rng.randrange(0, 3))]
+    b.state.calendar += events
+    text = b.phrase([f"what's on my calendar on {spoken}", f"do I have anything on {spoken}",
+                     f"what do I have planned for {spoken}"], [f"am I free on {spoken}"])
+    words = words_of(text)
+    moves = [Move(len(words), f"read the calendar for {date}", ToolCall(1, "read_calendar", {"date": date}))]
+
+    def answer(r: Results) -> str:
+        if not r[1]:
+            return f"Nothing is planned on {spoken}."
+        return "You have " + " and ".join(f"{e['title']} at {e['time']}" for e in r[1]) + "."
+
+    return TurnPlan(words, moves, answer, kind="calendar")
+
+
+def event(b: Builder) -> TurnPlan:
+    spoken_date, date = b.date()
+    spoken_time, time = b.clock_time()
+    title = b.rng.choice(b.pools.titles).format(name=b.pick(b.pools.first_names))
+    text = b.phrase([f"add {title} on {spoken_date} at {spoken_time}",
+                     f"put {title} on my calendar for {spoken_date} at {spoken_time}",
+                     f"schedule {title} at {spoken_time} on {spoken_date}"],
+                    [f"book {title} for {spoken_date} at {spoken_time}"])
+    words = words_of(text)
+    moves = [Move(len(words), f"create {title} on {date} at {time}",
+                  ToolCall(1, "create_event", {"title": title, "date": date, "time": time}))]
+    b.expected["calendar"].append({"title": title, "date": date, "time": time})
+    return TurnPlan(words, moves, lambda r: f"I added {title} on {spoken_date} at {spoken_time}.", kind="event")
+
+
+def timer(b: Builder) -> TurnPlan:
+    spoken, n = b.minutes()
+    label = b.pick(b.pools.labels)
+    unit = "minute" if n == 1 else "minutes"
+    text = b.phrase([f"set a timer for {spoken} {unit} for {label}", f"remind me in {spoken} {unit} about {label}",
+                     f"start a {spoken} {unit} timer for {label}"], [f"give me {spoken} {unit} for {label}"])
+    words = words_of(text)
+    moves = [Move(len(words), f"a {n} minute timer for {label}",
+                  ToolCall(1, "set_timer", {"minutes": n, "label": label}))]
+    b.expected["timers"].append({"minutes": n, "label": label})
+    return TurnPlan(words, moves, lambda r: f"Your {n} minute timer for {label} is running.", kind="timer")
+
+
+def weather_then_message(b: Builder) -> TurnPlan:
+    """Three calls: a lookup for the weather, a contact lookup and a message that uses it."""
+    city = b.city()
+    c = b.contact()
+    first = c["name"].split()[0]
+    body = b.pick(b.pools.messages)
+    text = b.phrase([f"check the weather in {city} and text {first} that {body}",
+                     f"what's the weather in {city}, and tell {first} {body}"],
+                    [f"how is {city} looking today, and message {first} that {body}"])
+    words = words_of(disfluent(b.rng, text, 0.1))
+    moves = [Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city})),
+             Move(first_index(words, first), f"find {first}", ToolCall(2, "lookup_contact", {"name": first})),
+             Move(len(words), f"send {first} the message", ToolCall(3, "send_message",
+                                                                    {"to": "$2.phone", "text": body}))]
+    b.expected["sent"].append({"to": c["phone"], "text": body})
+    return TurnPlan(words, moves, lambda r: f"{_answer_weather(r[1])} I also texted {first}.",
+                    kind="weather_then_message")
+
+
+def calendar_then_message(b: Builder) -> TurnPlan:
+    spoken, date = b.date()
+    c = b.contact()
+    first = c["name"].split()[0]
+    body = b.pick(b.pools.messages)
+    text = b.phrase([f"check my calendar for {spoken} and text {first} that {body}"],
+                    [f"look at {spoken} on my calendar and message {first} that {body}"])
+    words = words_of(text)
+    moves = [Move(first_index(words, *spoken.split()), f"read {date}",
+                  ToolCall(1, "read_calendar", {"date": date})),
+             Move(first_index(words, first), f"find {first}", ToolCall(2, "lookup_contact", {"name": first})),
+             Move(len(words), f"send {first} the message", ToolCall(3, "send_message",
+                                                                    {"to": "$2.phone", "text": body}))]
+    b.expected["sent"].append({"to": c["phone"], "text": body})
+    return TurnPlan(words, moves, lambda r: f"You have {len(r[1])} events that day, and I texted {first}.",
+                    kind="calendar_then_message")
+
+
+def changed_mind(b: Builder) -> TurnPlan:
+    """A lookup on partial words, withdrawn when the user changes the request."""
+    city = b.city()
+    spoken, n = b.minutes()
+    label = b.pick(b.pools.labels)
+    text = f"what's the weather in {city}, actually never mind, set a timer for {spoken} minutes for {label}"
+    words = words_of(text)
+    moves = [Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city})),
+             Move(first_index(words, "never mind"), "they do not want the weather any more: remove call 1", Remove(1)),
+             Move(len(words), f"a {n} minute timer", ToolCall(2, "set_timer", {"minutes": n, "label": label}))]
+    b.expected["timers"].append({"minutes": n, "label": label})
+    return TurnPlan(words, moves, lambda r: f"Okay, a {n} minute timer for {label} is running.", kind="changed_mind")
+
+
+def chat(b: Builder) -> TurnPlan:
+    text, reply = b.rng.choice([("hello how are you today", "I'm doing well, thanks. How can I help?"),
+                                ("thank you that's all", "You're welcome!"),
+                                ("what can you do", "I can check the weather, find contacts, send messages, "
+                                 "manage your calendar and set timers."),
+                                ("good morning", "Good morning! What can I do for you?")])
+    return TurnPlan(words_of(text), [], lambda r: reply, kind="chat")
+
+
+def clarify(b: Builder) -> TurnPlan:
+    text, reply = b.rng.choice([("send a message", "Who should I send it to, and what should it say?"),
+                                ("set a timer", "For how many minutes?"),
+                                ("what's the weather", "Which city?"),
+                                ("add something to my calendar", "What should I add, and when?")])
+    return TurnPlan(words_of(text), [], lambda r: reply, kind="clarify")
+
+
+def hesitant(b: Builder) -> TurnPlan:
+    """The user stops mid-request ("text Emma that, um, ..."): the agent pauses until the rest comes."""
+    plan = message(b)
+    cut = next((i + 1 for i, w in enumerate(plan.words) if w in ("that", "saying")), 2)
+    plan.words[cut:cut] = ["um,"]
+    plan.moves = [Move(m.at + (1 if m.at is not None and m.at > cut else 0), m.think, m.action, m.needs)
+                  if m.at is not None else m for m in plan.moves]
+    plan.pause_after = cut + 1
+    plan.kind = "hesitant"
+    return plan
+
+
+KINDS: dict[str, tuple[Callable[[Builder], TurnPlan], float]] = {
+    "weather": (weather, 3), "two_cities": (two_cities, 1), "contact": (contact, 1.5), "message": (message, 3),
+    "correction": (lambda b: message(b, correction=True), 1.5), "calendar": (calendar, 1.5),
+    "event": (event, 1.5), "timer": (timer, 2), "weather_then_message": (weather_then_message, 1),
+    "changed_mind": (changed_mind, 1), "chat": (chat, 0.7), "clarify": (clarify, 0.7), "hesitant": (hesitant, 1),
+    "calendar_then_message": (calendar_then_message, 1),
+}
+HELDOUT_ONLY = ("calendar_then_message",)  # a three-call chain never seen in training
+
+
+def episode(split: Split, rng: random.Random) -> Episode:
+    b = Builder(split, rng)
+    kinds = [k for k in KINDS if split == "heldout" or k not in HELDOUT_ONLY]
+    weights = [KINDS[k][1] for k in kinds]
+    n = rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
+    chosen = rng.choices(kinds, weights=weights, k=n)
+    turns = [KINDS[k][0](b) for k in chosen]
+    return Episode("+".join(chosen), split, b.state, turns, b.expected)

@@ -1,0 +1,227 @@
+"""The clock-based trajectory generator.
+
+Each episode runs through the agent's own worker, tool graph and formatter on the virtual clock: the
+user's words arrive at a speaking rate (partial updates per word or per few words, the final update
+after an endpoint delay, sometimes a long hesitation), tool calls start and finish with sampled
+latencies, and the teacher (the stand-in LLM) takes simulated time per step, so new input interrupts
+its steps exactly as it would interrupt a live model. What the worker writes into the trace is the
+training text; one code path, so training and serving cannot drift.
+
+An episode is kept only if it replays cleanly: every turn completed without a protocol error, no
+state-changing call started before the model had seen the final update, and the side effects equal
+the plan's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent.clock import run_virtual
+from agent.events import TranscriptUpdate, TurnStatus
+from agent.ledger import FINAL, TOOL
+from agent.llm import OpenAICompatibleLLM
+from agent.prompt import PromptStyle, system_prompt
+from agent.protocol import Answer, Pause, Think, format_element
+from agent.tools import Catalog, ToolBox
+from agent.worker import AgentConfig, AgentSession, Turn
+from configs.catalogs.demo import CATALOG
+from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
+from training.episodes import Episode, Results, Split, TurnPlan, episode
+
+_ISSUED = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+_RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
+WAITS = ("the user is still talking", "wait for the rest", "listening", "not enough to act on yet",
+         "nothing to do until they finish")
+
+
+@dataclass
+class Sample:
+    """One training example: the system prompt and the assistant text, split into spans (True: the
+    model wrote it and is trained on it; False: injected by the runtime)."""
+
+    id: str
+    kind: str
+    split: Split
+    system: str
+    spans: list[tuple[str, bool]]
+    requests: list[str] = field(default_factory=list)  # each LLM request's assistant prefix, for checks
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, requests: bool = False) -> str:
+        row = {"id": self.id, "kind": self.kind, "split": self.split, "system": self.system, "spans": self.spans,
+               "meta": self.meta}
+        return json.dumps(row | ({"requests": self.requests} if requests else {}))
+
+
+class Teacher:
+    """Decides each step from what the model has seen so far (the turn's trace), following the plan."""
+
+    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float) -> None:
+        self.rng = rng
+        self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
+        self.turn: Turn | None = None
+        self.plan: TurnPlan | None = None
+
+    def __call__(self, rec: Recorded) -> Reply:
+        assert self.turn is not None and self.plan is not None
+        trace = "".join(self.turn.trace)
+        done = len(_ISSUED.findall(trace))  # moves that made it into the trace (a cut one is redone)
+        heard = len(self.turn.heard.split())
+        final = self.turn.final
+        results = self._results(trace)
+        if done < len(self.plan.moves):
+            move = self.plan.moves[done]
+            due = final or (move.at is not None and heard >= move.at)
+            if due and all(n in results for n in move.needs):
+                return self._reply(Think(move.think), move.action)
+        elif final and self._all_results_in(trace, results):
+            return self._reply(Think(self.rng.choice(("answer now", "all results are in", "tell the user"))),
+                               Answer(self.plan.answer(results)))
+        if final:
+            return self._reply(Think(self.rng.choice(("wait for the results", "the calls are still running"))),
+                               Pause())
+        return self._reply(Think(self.rng.choice(WAITS)), Pause())
+
+    @staticmethod
+    def _results(trace: str) -> Results:
+        return {int(i): json.loads(body) for i, body in _RESULT.findall(trace)}
+
+    @staticmethod
+    def _all_results_in(trace: str, results: Results) -> bool:
+        """Every live call's latest version has its result after it in the trace."""
+        last_issue: dict[int, int] = {}
+        for m in _ISSUED.finditer(trace):
+            body = m.group(1).strip()
+            if body.startswith("REMOVE"):
+                last_issue.pop(int(body.split()[1]), None)
+            else:
+                last_issue[json.loads(body)["id"]] = m.end()
+        return all(any(int(r.group(1)) == i and r.start() > at for r in _RESULT.finditer(trace))
+                   for i, at in last_issue.items())
+
+    def _reply(self, think: Think, action: Any) -> Reply:
+        text = format_element(think) + format_element(action)
+        return Reply(text, first_token_s=self.first_token_s, chunk_chars=4, chunk_s=1.0 / self.tokens_per_s)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """The clock of one episode, sampled: how fast the user speaks and the model thinks."""
+
+    wpm: float
+    words_per_update: int
+    endpoint_s: float
+    hesitation_s: float
+    first_token_s: float
+    tokens_per_s: float
+    latency: tuple[float, float]
+    partial_updates: Literal["interrupt", "at_boundary"]
+
+    @staticmethod
+    def sample(rng: random.Random) -> Conditions:
+        fast = rng.random() < 0.5
+        return Conditions(
+            wpm=rng.uniform(110, 190), words_per_update=rng.choice([1, 1, 1, 2, 3]),
+            endpoint_s=rng.uniform(0.3, 0.8), hesitation_s=rng.uniform(1.2, 2.5),
+            first_token_s=rng.uniform(0.08, 0.3) if fast else rng.uniform(0.3, 1.2),
+            tokens_per_s=rng.uniform(50, 120) if fast else rng.uniform(15, 40),
+            latency=(rng.uniform(0.1, 0.5), rng.uniform(0.6, 1.5)),
+            partial_updates=rng.choice(["at_boundary", "at_boundary", "interrupt"]))
+
+
+async def _speak(plan: TurnPlan, turn: Turn, c: Conditions) -> None:
+    per_word = 60.0 / c.wpm
+    for i in range(len(plan.words)):
+        await asyncio.sleep(per_word)
+        if plan.pause_after is not None and i + 1 == plan.pause_after:
+            turn.push(TranscriptUpdate(" ".join(plan.words[: i + 1])))
+            await asyncio.sleep(c.hesitation_s)
+        elif (i + 1) % c.words_per_update == 0 or i + 1 == len(plan.words):
+            turn.push(TranscriptUpdate(" ".join(plan.words[: i + 1])))
+    await asyncio.sleep(c.endpoint_s)
+    turn.push(TranscriptUpdate(" ".join(plan.words), final=True))
+
+
+def _catalog(ep: Episode) -> Catalog:
+    return Catalog(CATALOG.name, CATALOG.tools, new_state=lambda: ep.state, example=CATALOG.example)
+
+
+async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: PromptStyle = "trained"
+                      ) -> tuple[Sample | None, str | None]:
+    """Run one episode through the worker; the sample, or None and why it was rejected."""
+    c = Conditions.sample(rng)
+    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s)
+    fake = ScriptedLLM(teacher)
+    llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(fake))
+    box = ToolBox(_catalog(ep), latency_s=c.latency, seed=rng.randrange(1 << 30))
+    config = AgentConfig(mode="speculative", partial_updates=c.partial_updates, prompt=style,
+                         max_steps_after_final=12, history_chars=20_000)
+    session = AgentSession(llm, box, config)
+    spans: list[tuple[str, bool]] = []
+    try:
+        for index, plan in enumerate(ep.turns):
+            turn = session.new_turn()
+            teacher.turn, teacher.plan = turn, plan
+            async with asyncio.TaskGroup() as tg:
+                speaking = tg.create_task(_speak(plan, turn, c))
+                done = await turn.run()
+                speaking.cancel()
+            if done.status != TurnStatus.COMPLETED:
+                return None, f"turn {index}: {done.status} {done.error}"
+            marks = done.ledger["marks"]
+            if any(m["kind"] == "protocol_error" for m in marks):
+                return None, f"turn {index}: protocol error"
+            final_at = next(m["t"] for m in marks if m["kind"] == FINAL)
+            early = [m for m in marks if m["kind"] == TOOL and m["event"] == "started" and not m["safe"]
+                     and m["t"] < final_at]
+            if early:
+                return None, f"turn {index}: {early[0]['name']} started before the final update"
+            spans += turn.spans
+    finally:
+        await llm.aclose()
+    def made(items: list[dict[str, Any]]) -> list[dict[str, Any]]:  # what the calls created (ids from 100)
+        return [{k: v for k, v in e.items() if k != "id"} for e in items if e["id"] >= 100]
+
+    effects = {"sent": made(ep.state.sent), "calendar": made(ep.state.calendar), "timers": made(ep.state.timers)}
+    if effects != ep.expected:
+        return None, f"side effects {effects} != {ep.expected}"
+    system = system_prompt(list(box.tools.values()), CATALOG.example, style)
+    requests = [r.prefix for r in fake.requests]
+    meta = {"conditions": c.__dict__, "turns": [" ".join(t.words) for t in ep.turns]}
+    return Sample(sample_id, ep.kind, ep.split, system, _merge(spans), requests, meta), None
+
+
+def _merge(spans: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for text, own in spans:
+        if not text:
+            continue
+        if out and out[-1][1] == own:
+            out[-1] = (out[-1][0] + text, own)
+        else:
+            out.append((text, own))
+    return out
+
+
+def generate(split: Split, count: int, seed: int, style: PromptStyle = "trained"
+             ) -> tuple[list[Sample], dict[str, int]]:
+    """`count` valid samples of a split, and why the rejected ones were rejected."""
+    rng = random.Random(f"{split}:{seed}")
+    samples: list[Sample] = []
+    rejected: dict[str, int] = {}
+    attempts = 0
+    while len(samples) < count and attempts < count * 3:
+        attempts += 1
+        ep = episode(split, rng)
+        sample, why = run_virtual(run_episode(ep, rng, f"{split}-{seed}-{attempts}", style))
+        if sample is None:
+            reason = (why or "?").split(":")[-1].strip()[:60]
+            rejected[reason] = rejected.get(reason, 0) + 1
+        else:
+            samples.append(sample)
+    return samples, rejected

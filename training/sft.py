@@ -1,0 +1,203 @@
+"""The SFT recipe: LoRA on the model's own spans of generated trajectories.
+
+Runs inside the embedded model's environment (torch, transformers, peft), not the server's; it imports
+nothing from the project. Input: samples as JSON lines (`training.generate`), the model folder and the
+chat template vLLM serves with. Tokenisation follows serving exactly: the head (system prompt and the
+opening of the assistant message, rendered by the same chat template) is tokenised as vLLM would
+tokenise it, then each span separately, so every prompt the worker sends is a token prefix of its
+training sequence (block boundaries are `>` + newline + `<`, which the tokenizer never merges; `check`
+verifies it). Loss is on the model's spans only (thinks, actions, answers), never on injected blocks.
+
+    python training/sft.py train --samples S.jsonl --model DIR --template T.jinja --out ADAPTER
+    python training/sft.py merge --model DIR --adapter ADAPTER --out MERGED
+    python training/sft.py check --samples S.jsonl --model DIR --template T.jinja
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+IGNORE = -100
+
+
+def load_tokenizer(model: Path, template: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.chat_template = template.read_text()
+    return tok
+
+
+def render(tok: Any, system: str, prefix: str) -> str:
+    """The prompt text vLLM builds for one request: system message, then the open assistant message."""
+    messages = [{"role": "system", "content": system}, {"role": "assistant", "content": prefix}]
+    text: str = tok.apply_chat_template(messages, tokenize=False, continue_final_message=True,
+                                        add_generation_prompt=False)
+    return text
+
+
+def head(tok: Any, system: str) -> str:
+    marker = "\x00SPANS\x00"
+    text = render(tok, system, marker)
+    return text[: text.index(marker)]
+
+
+def encode(tok: Any, sample: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """Token ids and labels (IGNORE outside the model's spans)."""
+    ids = tok(head(tok, sample["system"]), add_special_tokens=False)["input_ids"]
+    labels = [IGNORE] * len(ids)
+    for text, own in sample["spans"]:
+        piece = tok(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        labels += piece if own else [IGNORE] * len(piece)
+    return ids, labels
+
+
+def check(args: argparse.Namespace) -> int:
+    """Every recorded request's prompt tokens are a prefix of its sample's training tokens."""
+    tok = load_tokenizer(Path(args.model), Path(args.template))
+    bad = total = 0
+    for line in Path(args.samples).read_text().splitlines():
+        sample = json.loads(line)
+        ids, _ = encode(tok, sample)
+        for prefix in sample.get("requests", []):
+            total += 1
+            prompt = tok(render(tok, sample["system"], prefix), add_special_tokens=False)["input_ids"]
+            if ids[: len(prompt)] != prompt:
+                bad += 1
+                if bad <= 3:
+                    at = next(i for i, (a, b) in enumerate(zip(ids, prompt, strict=False)) if a != b)
+                    print(f"{sample['id']}: differs at token {at}: {tok.decode(prompt[at - 5:at + 5])!r} vs "
+                          f"{tok.decode(ids[at - 5:at + 5])!r}", file=sys.stderr)
+    print(json.dumps({"requests": total, "not_a_prefix": bad}))
+    return 1 if bad or not total else 0
+
+
+def train(args: argparse.Namespace) -> int:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    tok = load_tokenizer(Path(args.model), Path(args.template))
+    data = [encode(tok, json.loads(line)) for line in Path(args.samples).read_text().splitlines() if line.strip()]
+    data = [d for d in data if len(d[0]) <= args.max_tokens]
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = get_peft_model(model, lora).to(args.device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    rng = random.Random(args.seed)
+    batches_per_epoch = math.ceil(len(data) / args.batch)
+    total = max(1, min(args.max_steps or 10**9, batches_per_epoch * args.epochs))
+    warmup = max(1, total // 20)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    started, step, tokens = time.monotonic(), 0, 0
+    log: list[dict[str, float]] = []
+    for _epoch in range(args.epochs):
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        # Batches of similar length waste less on padding; their order is shuffled.
+        chunks = [sorted(order[i:i + args.batch * 8], key=lambda j: len(data[j][0]))
+                  for i in range(0, len(order), args.batch * 8)]
+        batches = [c[i:i + args.batch] for c in chunks for i in range(0, len(c), args.batch)]
+        rng.shuffle(batches)
+        for batch in batches:
+            if step >= total:
+                break
+            width = max(len(data[j][0]) for j in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, j in enumerate(batch):
+                x, y = data[j]
+                ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
+                    torch.tensor(x), torch.tensor(y), 1)
+            lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / total)))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(args.device, dtype=torch.bfloat16):
+                loss = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
+                             labels=labels.to(args.device)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+            step += 1
+            tokens += int(mask.sum())
+            elapsed = time.monotonic() - started
+            log.append({"step": step, "loss": round(float(loss), 4), "lr": lr, "elapsed_s": round(elapsed, 1)})
+            bar = "#" * int(30 * step / total)
+            print(f"\r[{bar:30s}] step {step}/{total} loss {float(loss):.3f} {tokens / elapsed:.0f} tok/s "
+                  f"{elapsed / step * (total - step) / 60:.1f} min left", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    out = Path(args.out)
+    model = model.to("cpu", torch.bfloat16)  # half the size on disk; merged into a bf16 model anyway
+    model.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps({
+        "samples": len(data), "epochs": args.epochs, "steps": step, "batch": args.batch, "lr": args.lr,
+        "rank": args.rank, "tokens": tokens, "wall_s": round(time.monotonic() - started, 1), "log": log}, indent=1))
+    print(json.dumps({"adapter": str(out), "steps": step, "wall_s": round(time.monotonic() - started, 1)}))
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16)
+    merged = PeftModel.from_pretrained(base, args.adapter).merge_and_unload()
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    for name in Path(args.model).iterdir():  # tokenizer and template files travel with the weights
+        if name.is_file() and not (tmp / name.name).exists():
+            shutil.copy2(name, tmp / name.name)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(json.dumps({"merged": str(out)}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("train", "check"):
+        p = sub.add_parser(name)
+        p.add_argument("--samples", required=True)
+        p.add_argument("--model", required=True)
+        p.add_argument("--template", required=True)
+    t = sub.choices["train"]
+    t.add_argument("--out", required=True)
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--rank", type=int, default=12)
+    t.add_argument("--max-steps", type=int, default=0)
+    t.add_argument("--max-tokens", type=int, default=2048)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    m = sub.add_parser("merge")
+    m.add_argument("--model", required=True)
+    m.add_argument("--adapter", required=True)
+    m.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    return {"train": train, "check": check, "merge": merge}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
