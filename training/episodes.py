@@ -223,7 +223,7 @@ def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
     parts = city.split()
     if len(parts) < 2 or b.rng.random() < 0.4:
         return None
-    others = [c for c in POOLS["train"].cities + POOLS["heldout"].cities
+    others = [c for c in b.pools.cities
               if c.split()[0] == parts[0] and c != city]
     if not others:
         return None

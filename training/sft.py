@@ -137,9 +137,9 @@ def train(args: argparse.Namespace) -> int:
             step += 1
             tokens += int(mask.sum())
             elapsed = time.monotonic() - started
-            log.append({"step": step, "loss": round(float(loss), 4), "lr": lr, "elapsed_s": round(elapsed, 1)})
+            log.append({"step": step, "loss": round(float(loss.detach()), 4), "lr": lr, "elapsed_s": round(elapsed, 1)})
             bar = "#" * int(30 * step / total)
-            print(f"\r[{bar:30s}] step {step}/{total} loss {float(loss):.3f} {tokens / elapsed:.0f} tok/s "
+            print(f"\r[{bar:30s}] step {step}/{total} loss {float(loss.detach()):.3f} {tokens / elapsed:.0f} tok/s "
                   f"{elapsed / step * (total - step) / 60:.1f} min left", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     out = Path(args.out)

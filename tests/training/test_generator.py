@@ -1,0 +1,86 @@
+"""The clock-based trajectory generator: real worker, graph and formatter on the virtual clock."""
+
+import random
+import re
+
+import pytest
+
+from agent.clock import run_virtual
+from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
+from training.episodes import HELDOUT_ONLY, KINDS, POOLS, episode
+from training.generate import generate, run_episode
+
+
+@pytest.fixture(scope="module")
+def train():
+    samples, rejected = generate("train", 120, seed=11)
+    assert not rejected, rejected
+    return samples
+
+
+INJECTED = re.compile(r'(<(partial_query_update|final_query_update|error)>[^<]*</\2>|<tool_result id="\d+">[^<]*'
+                      r'</tool_result>|<tool_cancelled id="\d+"/>)\n')
+
+
+def text_of(sample):
+    return "".join(text for text, _ in sample.spans)
+
+
+def test_every_trajectory_replays_cleanly_through_the_tool_graph(train):
+    heldout, rejected = generate("heldout", 40, seed=11)
+    assert len(train) == 120 and len(heldout) == 40 and not rejected
+    assert {k for s in train for k in s.kind.split("+")} == set(KINDS) - set(HELDOUT_ONLY)
+    assert any("calendar_then_message" in s.kind for s in heldout) or HELDOUT_ONLY == ()
+
+
+def test_a_trajectory_whose_side_effects_differ_from_the_plan_is_rejected():
+    rng = random.Random(5)
+    ep = episode("train", rng)
+    while not any(ep.expected.values()):
+        ep = episode("train", rng)
+    key = next(k for k, v in ep.expected.items() if v)
+    ep.expected[key] = [{**ep.expected[key][0], "tampered": True}]
+    sample, why = run_virtual(run_episode(ep, rng, "bad"))
+    assert sample is None and "side effects" in (why or "")
+
+
+def test_the_training_text_is_what_the_worker_sent_the_model(train):
+    """Each request's assistant prefix is a prefix of the sample; model spans are think + action
+    elements and nothing else; every other span is injected blocks (and interruption markers)."""
+    for sample in train:
+        text = text_of(sample)
+        assert sample.requests and all(text.startswith(r) for r in sample.requests)
+        for i, (span, own) in enumerate(sample.spans):
+            if own:
+                cut = i + 1 < len(sample.spans) and sample.spans[i + 1][0].lstrip().startswith("</think_interrupted>")
+                parser = ActionParser()
+                events = parser.feed(span + ("</think>" if cut else "") + "\n") + parser.finish()
+                assert not [e for e in events if isinstance(e, ParseError)], span
+                assert all(isinstance(e.element, Think | ToolCall | Remove | Pause | Answer)
+                           for e in events if isinstance(e, Parsed))
+            else:
+                assert INJECTED.sub("", span.replace("</think_interrupted>", "")).strip() == "", span
+        assert text.rstrip().endswith("</answer>")
+
+
+def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_point(train):
+    texts = [text_of(s) for s in train]
+    assert sum("REMOVE" in t for t in texts) >= 3
+    revised = [t for t in texts if re.search(r'"id": 1, "name": "lookup_contact".*"id": 1, "name": "lookup_contact"',
+                                             t, re.S)]
+    assert len(revised) >= 5
+    assert sum("</think_interrupted>" in t for t in texts) >= 10
+    assert sum("<pause/>" in t for t in texts) >= 0.75 * len(texts)
+    for t in texts:  # state-changing results only ever follow the final update of their turn
+        for turn in re.split(r"<answer>.*?</answer>", t, flags=re.S):
+            final = turn.find("<final_query_update>")
+            for m in re.finditer(r'\{"(sent|created|started)": true', turn):
+                assert 0 <= final < m.start()
+
+
+def test_heldout_names_places_and_wording_never_occur_in_training(train):
+    train_text = " ".join(text_of(s) for s in train)
+    for pool in ("first_names", "cities", "messages"):
+        held = getattr(POOLS["heldout"], pool)
+        assert not set(held) & set(getattr(POOLS["train"], pool))
+        assert not [h for h in held if re.search(rf"\b{re.escape(h)}\b", train_text)]
