@@ -51,8 +51,9 @@ def test_two_training_steps_write_an_adapter_that_loads_and_merges(paths, tmp_pa
     done = sft(paths, "merge", "--model", str(paths.model), "--adapter", str(adapter), "--out", str(merged))
     assert done.returncode == 0, done.stderr[-2000:]
     load = subprocess.run(
-        [str(paths.python), "-c", "import sys, transformers as t; m = t.AutoModelForCausalLM.from_pretrained(sys.argv[1]);"
-         " k = t.AutoTokenizer.from_pretrained(sys.argv[1]); x = k('<think>', return_tensors='pt');"
+        [str(paths.python), "-c", "import sys, transformers as t; "
+         "m = t.AutoModelForCausalLM.from_pretrained(sys.argv[1]); "
+         "k = t.AutoTokenizer.from_pretrained(sys.argv[1]); x = k('<think>', return_tensors='pt');"
          " print(m.generate(**x, max_new_tokens=2, do_sample=False).shape[1])", str(merged)],
         capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
     assert load.returncode == 0, load.stderr[-2000:]
