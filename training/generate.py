@@ -7,9 +7,10 @@ latencies, and the teacher (the stand-in LLM) takes simulated time per step, so 
 its steps exactly as it would interrupt a live model. What the worker writes into the trace is the
 training text; one code path, so training and serving cannot drift.
 
-An episode is kept only if it replays cleanly: every turn completed without a protocol error, no
-state-changing call started before the model had seen the final update, and the side effects equal
-the plan's.
+State-changing calls are written only after the final update (so the call is itself the commit
+point); lookups go out on partial words. An episode is kept only if it replays cleanly: every turn
+completed without a protocol error, no state-changing call issued or started before the model had
+seen the final update, and the side effects equal the plan's.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from agent.events import TranscriptUpdate, TurnStatus
 from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
 from agent.prompt import PromptStyle, system_prompt
-from agent.protocol import Answer, Pause, Think, format_element
+from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
 from agent.tools import Catalog, ToolBox
 from agent.worker import AgentConfig, AgentSession, Turn
 from configs.catalogs.demo import CATALOG
@@ -35,6 +36,7 @@ from training.episodes import Episode, Results, Split, TurnPlan, episode
 
 _ISSUED = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
+SAFE = frozenset(t.name for t in CATALOG.tools if t.safe)
 WAITS = ("the user is still talking", "wait for the rest", "listening", "not enough to act on yet",
          "nothing to do until they finish")
 
@@ -76,7 +78,10 @@ class Teacher:
         results = self._results(trace)
         if done < len(self.plan.moves):
             move = self.plan.moves[done]
-            due = final or (move.at is not None and heard >= move.at)
+            # A state-changing call is only written once the final update is in (it is the commit
+            # point then); lookups and withdrawals go out as soon as their words have been heard.
+            early = move.at is not None and heard >= move.at and not self._changes_state(move.action)
+            due = final or early
             if due and all(n in results for n in move.needs):
                 return self._reply(Think(move.think), move.action)
         elif final and self._all_results_in(trace, results):
@@ -86,6 +91,10 @@ class Teacher:
             return self._reply(Think(self.rng.choice(("wait for the results", "the calls are still running"))),
                                Pause())
         return self._reply(Think(self.rng.choice(WAITS)), Pause())
+
+    @staticmethod
+    def _changes_state(action: ToolCall | Remove) -> bool:
+        return isinstance(action, ToolCall) and action.name not in SAFE
 
     @staticmethod
     def _results(trace: str) -> Results:
@@ -177,10 +186,10 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
             if any(m["kind"] == "protocol_error" for m in marks):
                 return None, f"turn {index}: protocol error"
             final_at = next(m["t"] for m in marks if m["kind"] == FINAL)
-            early = [m for m in marks if m["kind"] == TOOL and m["event"] == "started" and not m["safe"]
-                     and m["t"] < final_at]
+            early = [m for m in marks if m["kind"] == TOOL and m["event"] in ("issued", "started")
+                     and not m["safe"] and m["t"] < final_at]
             if early:
-                return None, f"turn {index}: {early[0]['name']} started before the final update"
+                return None, f"turn {index}: {early[0]['name']} {early[0]['event']} before the final update"
             spans += turn.spans
     finally:
         await llm.aclose()

@@ -91,7 +91,8 @@ def train(args: argparse.Namespace) -> int:
     tok = load_tokenizer(Path(args.model), Path(args.template))
     data = [encode(tok, json.loads(line)) for line in Path(args.samples).read_text().splitlines() if line.strip()]
     data = [d for d in data if len(d[0]) <= args.max_tokens]
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    # bf16 base weights skip the per-step casts that autocast does on fp32 ones; the adapter stays fp32.
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.base_dtype))
     lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     model = get_peft_model(model, lora).to(args.device)
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    t.add_argument("--base-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     m = sub.add_parser("merge")
     m.add_argument("--model", required=True)
     m.add_argument("--adapter", required=True)

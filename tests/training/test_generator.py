@@ -71,10 +71,11 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
     assert len(revised) >= 5
     assert sum("</think_interrupted>" in t for t in texts) >= 10
     assert sum("<pause/>" in t for t in texts) >= 0.75 * len(texts)
-    for t in texts:  # state-changing results only ever follow the final update of their turn
+    for t in texts:  # state-changing calls and their results only ever follow the final update of their turn
         for turn in re.split(r"<answer>.*?</answer>", t, flags=re.S):
             final = turn.find("<final_query_update>")
-            for m in re.finditer(r'\{"(sent|created|started)": true', turn):
+            for m in re.finditer(r'\{"(sent|created|started)": true|"name": "(send_message|create_event|set_timer)"',
+                                 turn):
                 assert 0 <= final < m.start()
 
 
