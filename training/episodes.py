@@ -329,6 +329,15 @@ def timer(b: Builder) -> TurnPlan:
     return TurnPlan(words, moves, lambda r: f"Your {n} minute timer for {label} is running.", kind="timer")
 
 
+def _then_text(b: Builder, words: list[str], lookup: Move, contact: dict[str, str], body: str) -> list[Move]:
+    """A three-call chain: `lookup` (call 1), the contact (call 2), then a text that uses call 2."""
+    first = contact["name"].split()[0]
+    b.expected["sent"].append({"to": contact["phone"], "text": body})
+    return [lookup, Move(first_index(words, first), f"find {first}", ToolCall(2, "lookup_contact", {"name": first})),
+            Move(len(words), f"send {first} the message",
+                 ToolCall(3, "send_message", {"to": "$2.phone", "text": body}))]
+
+
 def weather_then_message(b: Builder) -> TurnPlan:
     """Three calls: a lookup for the weather, a contact lookup and a message that uses it."""
     city = b.city()
@@ -339,12 +348,9 @@ def weather_then_message(b: Builder) -> TurnPlan:
                      f"what's the weather in {city}, and tell {first} {body}"],
                     [f"how is {city} looking today, and message {first} that {body}"])
     words = words_of(disfluent(b.rng, text, 0.1))
-    moves = [Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city})),
-             Move(first_index(words, first), f"find {first}", ToolCall(2, "lookup_contact", {"name": first})),
-             Move(len(words), f"send {first} the message", ToolCall(3, "send_message",
-                                                                    {"to": "$2.phone", "text": body}))]
-    b.expected["sent"].append({"to": c["phone"], "text": body})
-    return TurnPlan(words, moves, lambda r: f"{_answer_weather(r[1])} I also texted {first}.",
+    lookup = Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city}))
+    return TurnPlan(words, _then_text(b, words, lookup, c, body),
+                    lambda r: f"{_answer_weather(r[1])} I also texted {first}.",
                     kind="weather_then_message")
 
 
@@ -356,13 +362,9 @@ def calendar_then_message(b: Builder) -> TurnPlan:
     text = b.phrase([f"check my calendar for {spoken} and text {first} that {body}"],
                     [f"look at {spoken} on my calendar and message {first} that {body}"])
     words = words_of(text)
-    moves = [Move(first_index(words, *spoken.split()), f"read {date}",
-                  ToolCall(1, "read_calendar", {"date": date})),
-             Move(first_index(words, first), f"find {first}", ToolCall(2, "lookup_contact", {"name": first})),
-             Move(len(words), f"send {first} the message", ToolCall(3, "send_message",
-                                                                    {"to": "$2.phone", "text": body}))]
-    b.expected["sent"].append({"to": c["phone"], "text": body})
-    return TurnPlan(words, moves, lambda r: f"You have {len(r[1])} events that day, and I texted {first}.",
+    lookup = Move(first_index(words, *spoken.split()), f"read {date}", ToolCall(1, "read_calendar", {"date": date}))
+    return TurnPlan(words, _then_text(b, words, lookup, c, body),
+                    lambda r: f"You have {len(r[1])} events that day, and I texted {first}.",
                     kind="calendar_then_message")
 
 

@@ -91,8 +91,10 @@ def train(args: argparse.Namespace) -> int:
     tok = load_tokenizer(Path(args.model), Path(args.template))
     data = [encode(tok, json.loads(line)) for line in Path(args.samples).read_text().splitlines() if line.strip()]
     data = [d for d in data if len(d[0]) <= args.max_tokens]
-    # bf16 base weights skip the per-step casts that autocast does on fp32 ones; the adapter stays fp32.
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.base_dtype))
+    # On this CPU fp32 is 2.5x faster than bf16 (198 against 77-82 tokens/s, with or without autocast):
+    # it has no fast bf16 matmul. A GPU gets bf16 autocast.
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    bf16 = args.device == "cuda"
     lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05, task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     model = get_peft_model(model, lora).to(args.device)
@@ -135,7 +137,7 @@ def train(args: argparse.Namespace) -> int:
                     ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
                         torch.tensor(x), torch.tensor(y), 1)
                 share = sum(1 for j in part for y in data[j][1] if y != IGNORE) / max(trained, 1)
-                with torch.autocast(args.device, dtype=torch.bfloat16):
+                with torch.autocast(args.device, dtype=torch.bfloat16, enabled=bf16):
                     loss = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
                                  labels=labels.to(args.device)).loss * share
                 loss.backward()
@@ -201,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    t.add_argument("--base-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     m = sub.add_parser("merge")
     m.add_argument("--model", required=True)
     m.add_argument("--adapter", required=True)
