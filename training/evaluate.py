@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings.load()
             settings.embedded.adapter = model == "trained"
             settings.agent.constrained = decoding == "constrained"
+            settings.agent.max_step_tokens = 256  # a well-formed step is far shorter; bounds runaway text
             name = f"{model}-{decoding}"
             started = time.monotonic()
             scores = asyncio.run(evaluate(settings, episodes, args.wpm, args.out / f"{name}.jsonl"))

@@ -11,6 +11,7 @@ from agent.prompt import action_regex, system_prompt
 from agent.protocol import FinalUpdate, format_element
 from agent.tools import ToolBox
 from agent.worker import AgentConfig, AgentSession
+from configs.settings import Settings
 from evals.agent_bench import PROMPTS, step_validity
 from evals.simulated_user import SimulatedUser
 from tests.support import DEMO
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.vllm
 def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_url, model_name):
     async def main():
         llm = OpenAICompatibleLLM(vllm_url, model_name, timeout_s=60)
-        session = AgentSession(llm, ToolBox(DEMO, latency_s=(0.5, 0.5)), AgentConfig(mode="speculative"))
+        config = AgentConfig(mode="speculative", prompt=Settings().agent_config().prompt)  # as the served model wants
+        session = AgentSession(llm, ToolBox(DEMO, latency_s=(0.5, 0.5)), config)
         turn = session.new_turn()
         speculative_start = asyncio.Event()
 
@@ -59,7 +61,7 @@ def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_ur
 
 def test_constrained_decoding_gives_only_valid_actions(vllm_url, model_name):
     tools = DEMO.tools
-    system, regex = system_prompt(tools, DEMO.example), action_regex(tools)
+    system, regex = system_prompt(tools, DEMO.example, Settings().agent_config().prompt), action_regex(tools)
     box = ToolBox(DEMO)
 
     async def main():
