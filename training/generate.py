@@ -202,7 +202,27 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
     system = system_prompt(list(box.tools.values()), CATALOG.example, style)
     requests = [r.prefix for r in fake.requests]
     meta = {"conditions": c.__dict__, "turns": [" ".join(t.words) for t in ep.turns]}
-    return Sample(sample_id, ep.kind, ep.split, system, _merge(spans), requests, meta), None
+    return Sample(sample_id, ep.kind, ep.split, system, _merge(_thin_pauses(spans, rng)), requests, meta), None
+
+
+_PAUSE_STEP = re.compile(r"<think>[^<]*</think>\n<pause/>")
+KEEP_REPEATED_PAUSE = 0.25
+
+
+def _thin_pauses(spans: list[tuple[str, bool]], rng: random.Random) -> list[tuple[str, bool]]:
+    """Train on a pause step that follows another pause only now and then: with a partial update per
+    word, half the model's steps are such pauses, and the decision after `</think>` would be learnt as
+    "pause" far more often than as "act". The text stays in the sequence as context."""
+    out: list[tuple[str, bool]] = []
+    last_was_pause = False
+    for text, own in spans:
+        if own:
+            pause = bool(_PAUSE_STEP.fullmatch(text))
+            if pause and last_was_pause and rng.random() >= KEEP_REPEATED_PAUSE:
+                own = False
+            last_was_pause = pause
+        out.append((text, own))
+    return out
 
 
 def _merge(spans: list[tuple[str, bool]]) -> list[tuple[str, bool]]:

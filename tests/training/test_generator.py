@@ -58,8 +58,9 @@ def test_the_training_text_is_what_the_worker_sent_the_model(train):
                 assert not [e for e in events if isinstance(e, ParseError)], span
                 assert all(isinstance(e.element, Think | ToolCall | Remove | Pause | Answer)
                            for e in events if isinstance(e, Parsed))
-            else:
-                assert INJECTED.sub("", span.replace("</think_interrupted>", "")).strip() == "", span
+            else:  # injected blocks, markers, and repeated pause steps kept as context without loss
+                rest = INJECTED.sub("", span.replace("</think_interrupted>", ""))
+                assert re.sub(r"<think>[^<]*</think>\n<pause/>", "", rest).strip() == "", span
         assert text.rstrip().endswith("</answer>")
 
 
@@ -77,6 +78,20 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
             for m in re.finditer(r'\{"(sent|created|started)": true|"name": "(send_message|create_event|set_timer)"',
                                  turn):
                 assert 0 <= final < m.start()
+
+
+def test_repeated_pauses_are_mostly_context_not_targets():
+    from training.generate import KEEP_REPEATED_PAUSE, _thin_pauses
+
+    pause, call = "<think>wait</think>\n<pause/>", '<think>go</think>\n<tool_call>{"id": 1}</tool_call>'
+    update = "\n<partial_query_update>w</partial_query_update>\n"
+    spans = [(pause, True), (update, False)] * 400 + [(call, True), (update, False), (pause, True)]
+    thinned = _thin_pauses(spans, random.Random(0))
+    kept = [own for text, own in thinned if text == pause]
+    assert kept[0] and kept[-1]  # the first pause of a run, and the first after an action, stay targets
+    assert abs(sum(kept[1:400]) / 399 - KEEP_REPEATED_PAUSE) < 0.07
+    assert [t for t, own in thinned if own and t != pause] == [call]
+    assert "".join(t for t, _ in thinned) == "".join(t for t, _ in spans)
 
 
 def test_heldout_names_places_and_wording_never_occur_in_training(train):
