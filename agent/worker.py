@@ -169,8 +169,9 @@ class Turn:
         # Display events (TraceEvent) are dropped when a consumer falls this far behind.
         self._events: asyncio.Queue[AgentEvent | None] = asyncio.Queue()
         self._max_backlog = 2000
-        self.trace: list[str] = []  # this turn's part of the assistant message
-        self.spans: list[tuple[str, bool]] = []  # the same text, split by who wrote it (True: the model)
+        # This turn's part of the assistant message, split by who wrote it (True: the model), so that
+        # training can put its loss on the model's own text.
+        self.spans: list[tuple[str, bool]] = []
         self.heard = ""  # the user text the model has been told
         self.final = False
         self.final_text = ""
@@ -196,6 +197,11 @@ class Turn:
         self._last_error: str | None = None
         self._outcome: tuple[TurnStatus, str, str | None] | None = None
         self.answer = ""
+
+    @property
+    def trace(self) -> str:
+        """This turn's part of the assistant message."""
+        return "".join(text for text, _ in self.spans)
 
     # -- the caller's side --------------------------------------------------------------------------
 
@@ -233,7 +239,7 @@ class Turn:
                         self.graph.shutdown()
         finally:
             self.ledger.mark(TURN_END, status=str(status))
-            self.session.history.append("".join(self.trace))
+            self.session.history.append(self.trace)
             done = TurnDone(self.id, status, answer, self.ledger.to_dict(), error)
             self._events.put_nowait(done)
             self._events.put_nowait(None)
@@ -363,7 +369,7 @@ class Turn:
                 regex = answer_regex()
             elif regex is not None and self.graph is not None and not self.graph.outstanding():
                 regex = self._regex_no_pause
-        prefix = self.session.history_text() + "".join(self.trace)
+        prefix = self.session.history_text() + self.trace
         gen = Generation(self._system, prefix, regex, self.config.max_step_tokens)
         self.ledger.mark(LLM_REQUEST, gen=self._gen_id, prefix_chars=len(prefix))
         self._gen_task = self._tg.create_task(self._generate(self._gen_id, gen))
@@ -396,7 +402,6 @@ class Turn:
             kept, cut = text[: parser.boundary], parser.boundary
         kept = kept.rstrip()
         if kept:
-            self.trace.append(kept + SEP)
             own = kept.removesuffix(INTERRUPTED).rstrip()  # a space before the marker goes with the marker,
             self.spans += [(own, True), (kept[len(own):] + SEP, False)]  # as the tokenizer joins them
         if cut < len(text):
@@ -554,7 +559,6 @@ class Turn:
         if lost is not None:
             self.ledger.restart(tokens_discarded=lost)
         text = format_element(block)
-        self.trace.append(text)
         self.spans.append((text, False))
         self._emit(TraceEvent(self.id, text, "inject"))
         self._want_gen = True

@@ -172,7 +172,7 @@ class Oracle:
     def end(self) -> None:
         assert self.turn is not None
         # What the conversation holds from now on: the words, and the turn's calls and their results.
-        self.said_before += " " + self.utterance + " " + "".join(self.turn.trace).lower()
+        self.said_before += " " + self.utterance + " " + self.turn.trace.lower()
 
     @staticmethod
     def _said(value: str, text: str) -> bool:
@@ -213,7 +213,7 @@ class Oracle:
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None
-        trace = "".join(self.turn.trace)
+        trace = self.turn.trace
         final = "<final_query_update>" in trace
         k = len(_ISSUED.findall(trace))  # attempts so far (a rejected call is skipped, not retried)
         results = {int(i) for i in _RESULT.findall(trace)}

@@ -71,7 +71,7 @@ class Teacher:
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
-        trace = "".join(self.turn.trace)
+        trace = self.turn.trace
         done = len(_ISSUED.findall(trace))  # moves that made it into the trace (a cut one is redone)
         heard = len(self.turn.heard.split())
         final = self.turn.final
