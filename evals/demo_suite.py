@@ -74,18 +74,19 @@ async def _gold_state(task: Task) -> DemoState:
     return state
 
 
-def _norm(value: Any) -> Any:
+def normalize(value: Any) -> Any:
+    """Values as compared: lower case, punctuation and `id` keys aside."""
     if isinstance(value, str):
         return " ".join(re.sub(r"[^\w@+.: ]|(?<!\w)\.|\.(?!\w)", " ", value.lower()).split())
     if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items() if k != "id"}
+        return {k: normalize(v) for k, v in value.items() if k != "id"}
     if isinstance(value, list):
-        return [_norm(v) for v in value]
+        return [normalize(v) for v in value]
     return value
 
 
 def _effects(state: DemoState) -> dict[str, Any]:
-    effects: dict[str, Any] = _norm({"sent": state.sent, "calendar": state.calendar, "timers": state.timers})
+    effects: dict[str, Any] = normalize({"sent": state.sent, "calendar": state.calendar, "timers": state.timers})
     return effects
 
 
@@ -97,8 +98,8 @@ async def score(task: Task, calls_per_turn: list[list[tuple[str, dict[str, Any]]
         return {"valid": False, "error_message": f"side effects differ: {got} != {expected}"}
     safe = {t.name for t in CATALOG.tools if t.safe}
     for index, (gold, done) in enumerate(zip(task.gold, calls_per_turn, strict=True)):
-        ran = [(name, _norm(args)) for name, args in done]
-        missing = [c for c in gold if c.name in safe and (c.name, _norm(c.arguments)) not in ran]
+        ran = [(name, normalize(args)) for name, args in done]
+        missing = [c for c in gold if c.name in safe and (c.name, normalize(c.arguments)) not in ran]
         if missing:
             return {"valid": False, "error_message": f"turn {index}: {missing[0]} did not run"}
     return {"valid": True, "error_message": None}

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from agent.protocol import Remove, ToolCall
 from agent.tools import ToolBox
 from agent.worker import AgentSession, Turn
 from configs.settings import Settings
+from evals.demo_suite import normalize
 from evals.simulated_user import SimulatedUser
 from training.episodes import Episode, TurnPlan, episode
 from training.generate import catalog_for
@@ -64,16 +64,11 @@ def gold_calls(plan: TurnPlan) -> list[tuple[str, dict[str, Any]]]:
     return [(c.name, c.arguments) for _, c in sorted(calls.items())]
 
 
-def _norm(value: Any) -> Any:
-    if isinstance(value, str):
-        return " ".join(re.sub(r"[^\w@+.:$ -]", " ", value.lower()).split()).rstrip(".")
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items() if not (k == "label" and v == "timer")}
-    return value
-
-
 def _same(a: list[tuple[str, dict[str, Any]]], b: list[tuple[str, dict[str, Any]]]) -> bool:
-    return [(n, _norm(x)) for n, x in a] == [(n, _norm(x)) for n, x in b]
+    def norm(calls: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:  # the default label aside
+        return [(n, normalize({k: v for k, v in x.items() if (k, v) != ("label", "timer")})) for n, x in calls]
+
+    return norm(a) == norm(b)
 
 
 async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm: float) -> list[TurnScore]:

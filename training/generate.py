@@ -26,7 +26,7 @@ from agent.clock import run_virtual
 from agent.events import TranscriptUpdate, TurnStatus
 from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
-from agent.prompt import PromptStyle, system_prompt
+from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
 from agent.tools import Catalog, ToolBox
 from agent.worker import AgentConfig, AgentSession, Turn
@@ -199,7 +199,7 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
     effects = {"sent": made(ep.state.sent), "calendar": made(ep.state.calendar), "timers": made(ep.state.timers)}
     if effects != ep.expected:
         return None, f"side effects {effects} != {ep.expected}"
-    system = system_prompt(list(box.tools.values()), CATALOG.example, style)
+    system = fake.requests[0].body["messages"][0]["content"]  # the system prompt exactly as the worker sent it
     requests = [r.prefix for r in fake.requests]
     meta = {"conditions": c.__dict__, "turns": [" ".join(t.words) for t in ep.turns]}
     return Sample(sample_id, ep.kind, ep.split, system, _merge(_thin_pauses(spans, rng)), requests, meta), None
