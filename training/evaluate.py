@@ -51,6 +51,7 @@ class TurnScore:
     calls: list[tuple[str, dict[str, Any]]]
     gold: list[tuple[str, dict[str, Any]]]
     seconds: float
+    trace: str
 
 
 def gold_calls(plan: TurnPlan) -> list[tuple[str, dict[str, Any]]]:
@@ -110,7 +111,7 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
             _same(calls, gold),
             sum(1 for m in unsafe if m["event"] == "issued" and m["t"] < final_at),
             sum(1 for m in unsafe if m["event"] == "started" and m["t"] < final_at),
-            str(done.status), calls, gold, round(time.monotonic() - started, 2)))
+            str(done.status), calls, gold, round(time.monotonic() - started, 2), turn.trace))
     return scores
 
 

@@ -123,7 +123,8 @@ class Conditions:
     """The clock of one episode, sampled: how fast the user speaks and the model thinks."""
 
     wpm: float
-    words_per_update: int
+    words_per_update: int  # a partial update every N words, or
+    update_s: float | None  # every so many seconds of speech (a streaming ASR's cadence) when set
     endpoint_s: float
     hesitation_s: float
     first_token_s: float
@@ -133,9 +134,12 @@ class Conditions:
 
     @staticmethod
     def sample(rng: random.Random) -> Conditions:
-        fast = rng.random() < 0.5
+        # Mostly a slow model: the embedded one on a CPU takes about a second per step, so its updates
+        # carry a few words each; per-word updates to a fast model stay in the mix.
+        fast = rng.random() < 0.35
         return Conditions(
-            wpm=rng.uniform(110, 190), words_per_update=rng.choice([1, 1, 1, 2, 3]),
+            wpm=rng.uniform(110, 190), words_per_update=rng.choice([1, 1, 2, 3]),
+            update_s=rng.uniform(0.3, 1.0) if rng.random() < 0.6 else None,
             endpoint_s=rng.uniform(0.3, 0.8), hesitation_s=rng.uniform(1.2, 2.5),
             first_token_s=rng.uniform(0.08, 0.3) if fast else rng.uniform(0.3, 1.2),
             tokens_per_s=rng.uniform(50, 120) if fast else rng.uniform(15, 40),
@@ -145,13 +149,18 @@ class Conditions:
 
 async def _speak(plan: TurnPlan, turn: Turn, c: Conditions) -> None:
     per_word = 60.0 / c.wpm
+    since_update = 0.0
     for i in range(len(plan.words)):
         await asyncio.sleep(per_word)
+        since_update += per_word
+        due = since_update >= c.update_s if c.update_s is not None else (i + 1) % c.words_per_update == 0
         if plan.pause_after is not None and i + 1 == plan.pause_after:
             turn.push(TranscriptUpdate(" ".join(plan.words[: i + 1])))
             await asyncio.sleep(c.hesitation_s)
-        elif (i + 1) % c.words_per_update == 0 or i + 1 == len(plan.words):
+            since_update = 0.0
+        elif due or i + 1 == len(plan.words):
             turn.push(TranscriptUpdate(" ".join(plan.words[: i + 1])))
+            since_update = 0.0
     await asyncio.sleep(c.endpoint_s)
     turn.push(TranscriptUpdate(" ".join(plan.words), final=True))
 
