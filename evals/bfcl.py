@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -158,28 +159,42 @@ def _schema(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def backend(cls: str, config: dict[str, Any]) -> Any:
+    """A fresh backend object of class `cls` in the state `config` describes."""
+    obj = _backend_class(cls)()
+    if hasattr(obj, "_load_scenario"):
+        obj._load_scenario(copy.deepcopy(config), long_context=False)
+    return obj
+
+
 def instances(task: Task) -> dict[str, Any]:
     """Fresh backend objects in the task's initial state (the ToolBox state)."""
-    made = {}
-    for cls in task.classes:
-        obj = _backend_class(cls)()
-        if hasattr(obj, "_load_scenario"):
-            obj._load_scenario(copy.deepcopy(task.entry["initial_config"].get(cls, {})), long_context=False)
-        made[cls] = obj
-    return made
+    return {cls: backend(cls, task.entry["initial_config"].get(cls, {})) for cls in task.classes}
+
+
+def tools(cls: str, keep: Callable[[str], bool] = lambda name: True) -> list[Tool]:
+    """The class's functions as tools on its backend (`ctx.state[cls]`), those `keep` accepts."""
+    out = []
+    for doc in function_docs(cls):
+        if keep(doc["name"]):
+            params = _schema(doc.get("parameters") or {"type": "object", "properties": {}})
+            # "This tool belongs to the Math API, which ... Tool description: Add two numbers.": the class
+            # preamble repeats on every tool and says nothing the tool's name does not.
+            text = doc["description"].split("Tool description: ", 1)[-1][:400]
+            out.append(Tool(doc["name"], text, model_from_schema(doc["name"], params),
+                            _method(cls, doc["name"]), safe=doc["name"] in READ_ONLY.get(cls, frozenset())))
+    return out
 
 
 def catalog(task: Task) -> Catalog:
     excluded = set(task.entry.get("excluded_function") or [])
-    tools: list[Tool] = []
+    made: list[Tool] = []
     for cls in task.classes:
-        for doc in function_docs(cls):
-            if doc["name"] in excluded or f"{cls}.{doc['name']}" in excluded:
-                continue
-            params = _schema(doc.get("parameters") or {"type": "object", "properties": {}})
-            tools.append(Tool(doc["name"], doc["description"][-400:], model_from_schema(doc["name"], params),
-                              _method(cls, doc["name"]), safe=doc["name"] in READ_ONLY.get(cls, frozenset())))
-    return Catalog(f"bfcl:{task.id}", tuple(tools), new_state=lambda: instances(task))
+        def keep(name: str, owner: str = cls) -> bool:
+            return name not in excluded and f"{owner}.{name}" not in excluded
+
+        made += tools(cls, keep)
+    return Catalog(f"bfcl:{task.id}", tuple(made), new_state=lambda: instances(task))
 
 
 def _method(cls: str, name: str) -> Any:

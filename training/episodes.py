@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.protocol import Remove, ToolCall
-from configs.catalogs.demo import DemoState
+from agent.tools import Catalog
+from configs.catalogs.demo import CATALOG, DemoState
 
 Split = Literal["train", "heldout"]
 Results = dict[int, Any]
@@ -43,14 +44,34 @@ class TurnPlan:
     pause_after: int | None = None  # the user stops for a while after this many words (a hesitation)
     kind: str = ""
 
+    def final_calls(self) -> list[ToolCall]:
+        """The calls as they finally stand, in id order: revisions replace, REMOVE withdraws."""
+        calls: dict[int, ToolCall] = {}
+        for move in self.moves:
+            if isinstance(move.action, Remove):
+                calls.pop(move.action.id, None)
+            else:
+                calls[move.action.id] = move.action
+        return [calls[i] for i in sorted(calls)]
+
+
+def demo_effects(state: Any) -> dict[str, list[dict[str, Any]]]:
+    """What the demo catalog's calls created (their ids start at 100), ids aside."""
+    def made(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k != "id"} for e in items if e["id"] >= 100]
+
+    return {"sent": made(state.sent), "calendar": made(state.calendar), "timers": made(state.timers)}
+
 
 @dataclass
 class Episode:
     kind: str
     split: Split
-    state: DemoState
+    state: Any  # the world the tools act on (a DemoState, or BFCL backends by class)
     turns: list[TurnPlan]
-    expected: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # side effects, ids aside
+    expected: Any = field(default_factory=dict)  # the side effects, as `effects` reports them
+    catalog: Catalog = CATALOG
+    effects: Callable[[Any], Any] = demo_effects
 
 
 @dataclass(frozen=True)
@@ -280,7 +301,8 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
                  Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}))]
     moves.append(Move(body_at, f"the message is complete: send it to {first}", send))
     b.expected["sent"].append({"to": c[field_], "text": body})
-    return TurnPlan(words, moves, lambda r: f"I sent {r[1]['name'].split()[0]} the message.", kind="message")
+    return TurnPlan(words, moves, lambda r: f"I sent {r[1]['name'].split()[0]} the message.",
+                    kind="correction" if correction else "message")
 
 
 def calendar(b: Builder) -> TurnPlan:

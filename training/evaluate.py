@@ -28,14 +28,13 @@ from agent.embedded import open_llm
 from agent.events import ToolCallEvent, TurnStatus
 from agent.ledger import FINAL, TOOL
 from agent.llm import LLM
-from agent.protocol import Remove, ToolCall
 from agent.tools import ToolBox
 from agent.worker import AgentSession, Turn
 from configs.settings import Settings
 from evals.demo_suite import normalize
 from evals.simulated_user import SimulatedUser
-from training.episodes import Episode, TurnPlan, episode
-from training.generate import catalog_for
+from training.episodes import Episode, TurnPlan
+from training.generate import BFCL_SHARE, catalog_for, draw
 
 
 @dataclass
@@ -56,13 +55,7 @@ class TurnScore:
 
 def gold_calls(plan: TurnPlan) -> list[tuple[str, dict[str, Any]]]:
     """The plan's calls as they finally stand: revisions replace, REMOVE withdraws."""
-    calls: dict[int, ToolCall] = {}
-    for move in plan.moves:
-        if isinstance(move.action, Remove):
-            calls.pop(move.action.id, None)
-        else:
-            calls[move.action.id] = move.action
-    return [(c.name, c.arguments) for _, c in sorted(calls.items())]
+    return [(c.name, c.arguments) for c in plan.final_calls()]
 
 
 def _same(a: list[tuple[str, dict[str, Any]]], b: list[tuple[str, dict[str, Any]]]) -> bool:
@@ -122,6 +115,7 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
     n = max(len(scores), 1)
     chains = [s for s in scores if len(s.gold) >= 3]
     corrections = [s for s in scores if s.kind in ("correction", "changed_mind")]
+    bfcl = [s for s in scores if s.kind.startswith("bfcl_")]
     return {
         "episodes": len(episodes), "turns": len(scores),
         "well_formed_episodes": sum(all(t.well_formed for t in ts) for ts in episodes.values()) / max(len(episodes), 1),
@@ -130,6 +124,7 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
         "sequence_exact": sum(s.sequence_exact for s in scores) / n,
         "three_call_chains_exact": f"{sum(s.sequence_exact for s in chains)}/{len(chains)}",
         "corrections_exact": f"{sum(s.sequence_exact for s in corrections)}/{len(corrections)}",
+        "bfcl_turns_exact": f"{sum(s.sequence_exact for s in bfcl)}/{len(bfcl)}",
         "unsafe_issued_early": sum(s.unsafe_issued_early for s in scores),
         "unsafe_started_early": sum(s.unsafe_started_early for s in scores),
         "seconds_per_turn": round(sum(s.seconds for s in scores) / n, 1),
@@ -158,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--wpm", type=float, default=150.0)
+    parser.add_argument("--bfcl-share", type=float, default=BFCL_SHARE, help="episodes on BFCL's tool schemas")
     parser.add_argument("--models", default="untrained,trained")
     parser.add_argument("--decoding", default="unconstrained,constrained")
     parser.add_argument("--out", type=Path, default=Path("runs/train-eval"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
-    episodes = [episode("heldout", rng) for _ in range(args.episodes)]
+    episodes = [draw("heldout", rng, args.bfcl_share) for _ in range(args.episodes)]
     report: dict[str, Any] = {}
     for model in args.models.split(","):
         for decoding in args.decoding.split(","):

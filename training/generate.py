@@ -30,13 +30,12 @@ from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
 from agent.tools import Catalog, ToolBox
 from agent.worker import AgentConfig, AgentSession, Turn
-from configs.catalogs.demo import CATALOG
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
+from training.bfcl_episodes import bfcl_episode
 from training.episodes import Episode, Results, Split, TurnPlan, episode
 
 _ISSUED = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
-SAFE = frozenset(t.name for t in CATALOG.tools if t.safe)
 WAITS = ("the user is still talking", "wait for the rest", "listening", "not enough to act on yet",
          "nothing to do until they finish")
 
@@ -63,8 +62,8 @@ class Sample:
 class Teacher:
     """Decides each step from what the model has seen so far (the turn's trace), following the plan."""
 
-    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float) -> None:
-        self.rng = rng
+    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, safe: frozenset[str]) -> None:
+        self.rng, self.safe = rng, safe
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
         self.turn: Turn | None = None
         self.plan: TurnPlan | None = None
@@ -92,9 +91,8 @@ class Teacher:
                                Pause())
         return self._reply(Think(self.rng.choice(WAITS)), Pause())
 
-    @staticmethod
-    def _changes_state(action: ToolCall | Remove) -> bool:
-        return isinstance(action, ToolCall) and action.name not in SAFE
+    def _changes_state(self, action: ToolCall | Remove) -> bool:
+        return isinstance(action, ToolCall) and action.name not in self.safe
 
     @staticmethod
     def _results(trace: str) -> Results:
@@ -166,14 +164,15 @@ async def _speak(plan: TurnPlan, turn: Turn, c: Conditions) -> None:
 
 
 def catalog_for(ep: Episode) -> Catalog:
-    return Catalog(CATALOG.name, CATALOG.tools, new_state=lambda: ep.state, example=CATALOG.example)
+    """The episode's tools, acting on the episode's world."""
+    return Catalog(ep.catalog.name, ep.catalog.tools, new_state=lambda: ep.state, example=ep.catalog.example)
 
 
 async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: PromptStyle = "trained"
                       ) -> tuple[Sample | None, str | None]:
     """Run one episode through the worker; the sample, or None and why it was rejected."""
     c = Conditions.sample(rng)
-    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s)
+    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s, frozenset(t.name for t in ep.catalog.tools if t.safe))
     fake = ScriptedLLM(teacher)
     llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(fake))
     box = ToolBox(catalog_for(ep), latency_s=c.latency, seed=rng.randrange(1 << 30))
@@ -202,10 +201,7 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
             spans += turn.spans
     finally:
         await llm.aclose()
-    def made(items: list[dict[str, Any]]) -> list[dict[str, Any]]:  # what the calls created (ids from 100)
-        return [{k: v for k, v in e.items() if k != "id"} for e in items if e["id"] >= 100]
-
-    effects = {"sent": made(ep.state.sent), "calendar": made(ep.state.calendar), "timers": made(ep.state.timers)}
+    effects = ep.effects(ep.state)
     if effects != ep.expected:
         return None, f"side effects {effects} != {ep.expected}"
     system = fake.requests[0].body["messages"][0]["content"]  # the system prompt exactly as the worker sent it
@@ -246,6 +242,13 @@ def _merge(spans: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     return out
 
 
+BFCL_SHARE = 0.25  # episodes on BFCL's tool schemas; the rest on the demo catalog
+
+
+def draw(split: Split, rng: random.Random, bfcl_share: float = BFCL_SHARE) -> Episode:
+    return bfcl_episode(split, rng) if rng.random() < bfcl_share else episode(split, rng)
+
+
 def generate(split: Split, count: int, seed: int, style: PromptStyle = "trained"
              ) -> tuple[list[Sample], dict[str, int]]:
     """`count` valid samples of a split, and why the rejected ones were rejected."""
@@ -255,7 +258,7 @@ def generate(split: Split, count: int, seed: int, style: PromptStyle = "trained"
     attempts = 0
     while len(samples) < count and attempts < count * 3:
         attempts += 1
-        ep = episode(split, rng)
+        ep = draw(split, rng)
         sample, why = run_virtual(run_episode(ep, rng, f"{split}-{seed}-{attempts}", style))
         if sample is None:
             reason = (why or "?").split(":")[-1].strip()[:60]

@@ -7,17 +7,20 @@ import pytest
 
 from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
+from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import HELDOUT_ONLY, KINDS, POOLS, episode
 from training.generate import generate, run_episode
 
 
 @pytest.fixture(scope="module")
 def train():
-    samples, rejected = generate("train", 120, seed=11)
+    samples, rejected = generate("train", 160, seed=11)
     assert not rejected, rejected
     return samples
 
 
+BFCL_KINDS = {"bfcl_math", "bfcl_stock", "bfcl_order", "bfcl_watch", "bfcl_message", "bfcl_distance", "bfcl_doors",
+              "bfcl_climate"}
 INJECTED = re.compile(r'(<(partial_query_update|final_query_update|error)>[^<]*</\2>|<tool_result id="\d+">[^<]*'
                       r'</tool_result>|<tool_cancelled id="\d+"/>)\n')
 
@@ -28,8 +31,10 @@ def text_of(sample):
 
 def test_every_trajectory_replays_cleanly_through_the_tool_graph(train):
     heldout, rejected = generate("heldout", 40, seed=11)
-    assert len(train) == 120 and len(heldout) == 40 and not rejected
-    assert {k for s in train for k in s.kind.split("+")} == set(KINDS) - set(HELDOUT_ONLY)
+    assert len(train) == 160 and len(heldout) == 40 and not rejected
+    kinds = {k for s in train for k in s.kind.split("+")}
+    assert {k for k in kinds if not k.startswith("bfcl_")} == set(KINDS) - set(HELDOUT_ONLY)
+    assert {k for k in kinds if k.startswith("bfcl_")} == BFCL_KINDS
     assert any("calendar_then_message" in s.kind for s in heldout) or HELDOUT_ONLY == ()
 
 
@@ -41,6 +46,26 @@ def test_a_trajectory_whose_side_effects_differ_from_the_plan_is_rejected():
     key = next(k for k, v in ep.expected.items() if v)
     ep.expected[key] = [{**ep.expected[key][0], "tampered": True}]
     sample, why = run_virtual(run_episode(ep, rng, "bad"))
+    assert sample is None and "side effects" in (why or "")
+
+
+def test_bfcl_episodes_run_on_bfcls_backends_and_are_checked_by_their_state():
+    """A BFCL episode's world is BFCL's own backend; a trajectory whose backend state differs from the
+    gold calls' replay is rejected."""
+    rng = random.Random(3)
+    ep = bfcl_episode("train", rng)
+    while "bfcl_order" not in ep.kind:
+        ep = bfcl_episode("train", rng)
+    assert type(ep.state["TradingBot"]).__module__.startswith("bfcl_eval.")
+    assert ep.catalog.tools and all(t.description and "Tool description" not in t.description for t in ep.catalog.tools)
+    ok, why = run_virtual(run_episode(ep, random.Random(1), "ok"))
+    assert ok is not None, why
+    assert "<think>" in ok.spans[-1][0] or "<answer>" in "".join(t for t, _ in ok.spans)
+    ep = bfcl_episode("train", random.Random(3))
+    while "bfcl_order" not in ep.kind:
+        ep = bfcl_episode("train", rng)
+    ep.expected["TradingBot"]["order_counter"] += 1  # as if one more order had been placed
+    sample, why = run_virtual(run_episode(ep, random.Random(1), "bad"))
     assert sample is None and "side effects" in (why or "")
 
 
@@ -75,8 +100,8 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
     for t in texts:  # state-changing calls and their results only ever follow the final update of their turn
         for turn in re.split(r"<answer>.*?</answer>", t, flags=re.S):
             final = turn.find("<final_query_update>")
-            for m in re.finditer(r'\{"(sent|created|started)": true|"name": "(send_message|create_event|set_timer)"',
-                                 turn):
+            for m in re.finditer(r'\{"(sent|created|started|sent_status)": true|"name": "(send_message|create_event|'
+                                 r'set_timer|place_order|add_to_watchlist|lockDoors|adjustClimateControl)"', turn):
                 assert 0 <= final < m.start()
 
 
@@ -100,3 +125,6 @@ def test_heldout_names_places_and_wording_never_occur_in_training(train):
         held = getattr(POOLS["heldout"], pool)
         assert not set(held) & set(getattr(POOLS["train"], pool))
         assert not [h for h in held if re.search(rf"\b{re.escape(h)}\b", train_text)]
+    held_bfcl = [*COMPANIES["heldout"], *(c for pair in CITY_PAIRS["heldout"] for c in pair)]
+    assert not set(held_bfcl) & {*COMPANIES["train"], *(c for pair in CITY_PAIRS["train"] for c in pair)}
+    assert not [h for h in held_bfcl if re.search(rf"\b{re.escape(h)}\b", train_text)]

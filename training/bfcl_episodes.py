@@ -1,0 +1,201 @@
+"""Task templates on the tool schemas of BFCL's multi-turn suite, on its executable backends.
+
+BFCL ships only the tasks it scores, so these templates never use them: the requests, phrasings and
+worlds are written here, and only the tools (names, schemas, descriptions) and the backends that run
+them are BFCL's. Each episode serves one backend class (math, trading, messaging, the car) with that
+class's tools, as the benchmark serves them. The side effects an episode must leave are found by
+replaying its gold calls on a fresh copy of the world, and compared as BFCL's state checker compares
+backends: every public attribute.
+
+The split: held-out episodes use companies, a city pair, names and phrasings never used in training.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from agent.protocol import ToolCall
+from agent.tools import Catalog
+from evals import bfcl
+from training.episodes import POOLS, Episode, Move, Results, Split, TurnPlan, first_index, words_of
+
+# Names the backends know (their lookups are fixed tables), split in two.
+COMPANIES: dict[Split, tuple[str, ...]] = {
+    "train": ("Apple", "Tesla", "Microsoft", "Zeta Corp", "Alpha Tech", "Neptune Systems", "Synex Solutions"),
+    "heldout": ("Nvidia", "Google", "Omega Industries"),
+}
+CITY_PAIRS: dict[Split, tuple[tuple[str, str], ...]] = {  # pairs estimate_distance knows
+    "train": (("Rivermist", "Stonebrook"), ("Maplecrest", "Silverpine"), ("Shadowridge", "Sunset Valley"),
+              ("Oakendale", "Willowbend"), ("San Francisco", "Rivermist"), ("Silverpine", "Oakendale")),
+    "heldout": (("Crescent Hollow", "Autumnville"),),
+}
+DOORS = ("driver", "passenger", "rear_left", "rear_right")
+
+
+class World:
+    """The backend objects of one episode, their starting configuration and the class they serve."""
+
+    def __init__(self, cls: str, config: dict[str, Any], split: Split, rng: random.Random) -> None:
+        self.cls, self.config, self.split, self.rng = cls, config, split, rng
+
+    def phrase(self, train: list[str], heldout: list[str]) -> str:
+        return self.rng.choice(train if self.split == "train" else heldout)
+
+
+def _results(calls: list[ToolCall], run: Callable[[ToolCall], Any]) -> Results:
+    """Run a turn's calls in id order, `$n.field` arguments resolved from earlier results."""
+    results: Results = {}
+    for call in calls:
+        args = {k: results[int(v[1:].split(".")[0])][v.split(".", 1)[1]]
+                if isinstance(v, str) and v.startswith("$") else v for k, v in call.arguments.items()}
+        results[call.id] = run(ToolCall(call.id, call.name, args))
+    return results
+
+
+# -- turn kinds (ids start at 1 in every turn) -----------------------------------------------------------
+
+
+def arithmetic(w: World) -> TurnPlan:
+    x, y = w.rng.randrange(2, 500), w.rng.randrange(2, 100)
+    name, texts, args, sign = w.rng.choice([
+        ("add", ([f"what is {x} plus {y}", f"add {x} and {y}"], [f"what do {x} and {y} make together"]),
+         {"a": x, "b": y}, "plus"),
+        ("subtract", ([f"what is {x} minus {y}", f"subtract {y} from {x}"], [f"take {y} away from {x}"]),
+         {"a": x, "b": y}, "minus"),
+        ("multiply", ([f"what is {x} times {y}", f"multiply {x} by {y}"], [f"what's the product of {x} and {y}"]),
+         {"a": x, "b": y}, "times"),
+        ("divide", ([f"what is {x} divided by {y}", f"divide {x} by {y}"], [f"how much is {x} split {y} ways"]),
+         {"a": x, "b": y}, "divided by"),
+        ("percentage", ([f"what percent of {y} is {x}", f"what percentage is {x} of {y}"],
+                        [f"{x} out of {y} is how many percent"]), {"part": x, "whole": y}, "as a percentage of"),
+    ])
+    words = words_of(w.phrase(*texts))
+    moves = [Move(first_index(words, str(x), str(y)), f"{name} {x} and {y}", ToolCall(1, name, args))]
+    return TurnPlan(words, moves, lambda r: f"{x} {sign} {y} is {r[1]['result']}.", kind="bfcl_math")
+
+
+def stock_price(w: World) -> TurnPlan:
+    company = w.rng.choice(COMPANIES[w.split])
+    words = words_of(w.phrase([f"how is {company} stock doing", f"what's the price of {company} stock today",
+                               f"get me a quote for {company}"], [f"check {company} shares for me"]))
+    at = first_index(words, company)
+    moves = [Move(at, f"the symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
+             Move(at, "then its price", ToolCall(2, "get_stock_info", {"symbol": "$1.symbol"}))]
+    return TurnPlan(words, moves, lambda r: f"{company} ({r[1]['symbol']}) is at {r[2]['price']} dollars, "
+                    f"{r[2]['percent_change']} percent today.", kind="bfcl_stock")
+
+
+def buy(w: World) -> TurnPlan:
+    company = w.rng.choice(COMPANIES[w.split])
+    amount, price = w.rng.choice([5, 10, 20, 25, 50, 100]), w.rng.randrange(20, 400)
+    verb = w.rng.choice(["buy", "sell"])
+    words = words_of(w.phrase([f"{verb} {amount} shares of {company} at {price} dollars",
+                               f"place an order to {verb} {amount} {company} shares at {price} dollars each"],
+                              [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"]))
+    order = ToolCall(2, "place_order", {"order_type": verb.capitalize(), "symbol": "$1.symbol", "price": price,
+                                        "amount": amount})
+    moves = [Move(first_index(words, company), f"the symbol of {company}",
+                  ToolCall(1, "get_symbol_by_name", {"name": company})),
+             Move(len(words), f"{verb} {amount} at {price}: place the order", order)]
+    return TurnPlan(words, moves, lambda r: f"Your order to {verb} {amount} {company} shares at {price} dollars "
+                    f"is placed, order {r[2]['order_id']}.", kind="bfcl_order")
+
+
+def watch(w: World) -> TurnPlan:
+    company = w.rng.choice(COMPANIES[w.split])
+    words = words_of(w.phrase([f"add {company} to my watchlist", f"put {company} on my watch list"],
+                              [f"I want to keep an eye on {company}, watchlist it"]))
+    moves = [Move(first_index(words, company), f"the symbol of {company}",
+                  ToolCall(1, "get_symbol_by_name", {"name": company})),
+             Move(len(words), "add it to the watchlist", ToolCall(2, "add_to_watchlist", {"stock": "$1.symbol"}))]
+    return TurnPlan(words, moves, lambda r: f"{company} is on your watchlist.", kind="bfcl_watch")
+
+
+def chat_message(w: World) -> TurnPlan:
+    users: dict[str, str] = w.config["user_map"]
+    name = w.rng.choice([n for n in users if users[n] != w.config["current_user"]])
+    body = w.rng.choice(POOLS[w.split].messages)
+    words = words_of(w.phrase([f"send {name} a message saying {body}", f"message {name} that {body}"],
+                              [f"ping {name} on chat that {body}"]))
+    moves = [Move(first_index(words, name), f"the user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
+             Move(len(words), f"the message is complete: send it to {name}",
+                  ToolCall(2, "send_message", {"receiver_id": "$1.user_id", "message": body}))]
+    return TurnPlan(words, moves, lambda r: f"I sent {name} the message.", kind="bfcl_message")
+
+
+def distance(w: World) -> TurnPlan:
+    a, b = w.rng.choice(CITY_PAIRS[w.split])
+    words = words_of(w.phrase([f"how far is {a} from {b}", f"what's the distance between {a} and {b}"],
+                              [f"how many kilometers from {a} to {b}"]))
+    moves = [Move(first_index(words, a), f"the zipcode of {a}", ToolCall(1, "get_zipcode_based_on_city", {"city": a})),
+             Move(first_index(words, b), f"the zipcode of {b}", ToolCall(2, "get_zipcode_based_on_city", {"city": b})),
+             Move(first_index(words, b), "the distance between them",
+                  ToolCall(3, "estimate_distance", {"cityA": "$1.zipcode", "cityB": "$2.zipcode"}))]
+    return TurnPlan(words, moves, lambda r: f"{a} is {r[3]['distance']} km from {b}.", kind="bfcl_distance")
+
+
+def doors(w: World) -> TurnPlan:
+    unlock = w.rng.random() < 0.5
+    verb = "unlock" if unlock else "lock"
+    which = list(DOORS) if w.rng.random() < 0.5 else [w.rng.choice(DOORS)]
+    spoken = "all the doors" if len(which) == 4 else f"the {which[0].replace('_', ' ')} door"
+    words = words_of(w.phrase([f"{verb} {spoken}", f"please {verb} {spoken}"], [f"can you {verb} {spoken} now"]))
+    moves = [Move(len(words), f"{verb} {spoken}", ToolCall(1, "lockDoors", {"unlock": unlock, "door": which}))]
+    return TurnPlan(words, moves, lambda r: f"Done, {spoken} {'are' if len(which) == 4 else 'is'} {verb}ed.",
+                    kind="bfcl_doors")
+
+
+def climate(w: World) -> TurnPlan:
+    fahrenheit = w.rng.random() < 0.3
+    t = w.rng.randrange(64, 78) if fahrenheit else w.rng.randrange(17, 27)
+    unit = "fahrenheit" if fahrenheit else "celsius"
+    words = words_of(w.phrase([f"set the temperature to {t} degrees {unit}", f"make it {t} degrees {unit} in here"],
+                              [f"I want the car at {t} degrees {unit}"]))
+    args: dict[str, Any] = {"temperature": t, "unit": unit}
+    moves = [Move(len(words), f"climate to {t} {unit}", ToolCall(1, "adjustClimateControl", args))]
+    return TurnPlan(words, moves, lambda r: f"The temperature is set to {t} degrees {unit}.", kind="bfcl_climate")
+
+
+def _trading(split: Split, rng: random.Random) -> dict[str, Any]:
+    return {"authenticated": True, "account_info": {"account_id": rng.randrange(10000, 99999), "balance": 1e6,
+                                                    "binding_card": 1974202140965533}}
+
+
+def _messaging(split: Split, rng: random.Random) -> dict[str, Any]:
+    names = rng.sample(POOLS[split].first_names, 5)
+    ids = {n: f"USR{i + 1:03d}" for i, n in enumerate(names)}
+    return {"user_map": ids, "user_count": len(ids), "current_user": ids[names[0]], "inbox": [], "message_count": 0,
+            "random_seed": rng.randrange(1 << 20)}
+
+
+# class: (starting configuration, turn kinds)
+CLASSES: dict[str, tuple[Callable[[Split, random.Random], dict[str, Any]], tuple[Callable[[World], TurnPlan], ...]]] = {
+    "MathAPI": (lambda split, rng: {}, (arithmetic,)),
+    "TradingBot": (_trading, (stock_price, buy, watch)),
+    "MessageAPI": (_messaging, (chat_message,)),
+    "VehicleControlAPI": (lambda split, rng: {}, (distance, doors, climate)),
+}
+
+
+def snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """The backends' public attributes, as BFCL's state checker compares them."""
+    return {cls: json.loads(json.dumps({k: v for k, v in vars(obj).items() if not k.startswith("_")},
+                                       default=lambda v: sorted(v) if isinstance(v, set) else str(v)))
+            for cls, obj in state.items()}
+
+
+def bfcl_episode(split: Split, rng: random.Random) -> Episode:
+    cls = rng.choice(list(CLASSES))
+    make_config, kinds = CLASSES[cls]
+    world = World(cls, make_config(split, rng), split, rng)
+    turns = [rng.choice(kinds)(world) for _ in range(rng.choices([1, 2], weights=[3, 1])[0])]
+    catalog = Catalog(f"bfcl-{cls}", tuple(bfcl.tools(cls)), new_state=lambda: {cls: bfcl.backend(cls, world.config)})
+    # The side effects to expect: the gold calls (as they finally stand) replayed on a fresh world.
+    gold = catalog.new_state()
+    for plan in turns:
+        _results(plan.final_calls(), lambda c: getattr(gold[cls], c.name)(**c.arguments))
+    return Episode("+".join(t.kind for t in turns), split, catalog.new_state(), turns, snapshot(gold), catalog,
+                   snapshot)
