@@ -36,10 +36,10 @@ DOORS = ("driver", "passenger", "rear_left", "rear_right")
 
 
 class World:
-    """The backend objects of one episode, their starting configuration and the class they serve."""
+    """What a turn template draws from: the backend's starting configuration, the split, the rng."""
 
-    def __init__(self, cls: str, config: dict[str, Any], split: Split, rng: random.Random) -> None:
-        self.cls, self.config, self.split, self.rng = cls, config, split, rng
+    def __init__(self, config: dict[str, Any], split: Split, rng: random.Random) -> None:
+        self.config, self.split, self.rng = config, split, rng
 
     def phrase(self, train: list[str], heldout: list[str]) -> str:
         return self.rng.choice(train if self.split == "train" else heldout)
@@ -190,7 +190,7 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
 def bfcl_episode(split: Split, rng: random.Random) -> Episode:
     cls = rng.choice(list(CLASSES))
     make_config, kinds = CLASSES[cls]
-    world = World(cls, make_config(split, rng), split, rng)
+    world = World(make_config(split, rng), split, rng)
     turns = [rng.choice(kinds)(world) for _ in range(rng.choices([1, 2], weights=[3, 1])[0])]
     catalog = Catalog(f"bfcl-{cls}", tuple(bfcl.tools(cls)), new_state=lambda: {cls: bfcl.backend(cls, world.config)})
     # The side effects to expect: the gold calls (as they finally stand) replayed on a fresh world.
