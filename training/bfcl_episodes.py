@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.protocol import ToolCall
-from agent.tools import Catalog
+from agent.tools import Catalog, resolve
 from evals import bfcl
 from training.episodes import POOLS, Episode, Move, Results, Split, TurnPlan, first_index, words_of
 
@@ -45,14 +45,14 @@ class World:
         return self.rng.choice(train if self.split == "train" else heldout)
 
 
-def _results(calls: list[ToolCall], run: Callable[[ToolCall], Any]) -> Results:
-    """Run a turn's calls in id order, `$n.field` arguments resolved from earlier results."""
+def _replay(calls: list[ToolCall], backend: Any) -> None:
+    """Run a turn's gold calls on `backend` in id order, `$n.field` arguments resolved as the tool graph
+    resolves them. A gold call the backend refuses is a template bug, not a trajectory to reject."""
     results: Results = {}
     for call in calls:
-        args = {k: results[int(v[1:].split(".")[0])][v.split(".", 1)[1]]
-                if isinstance(v, str) and v.startswith("$") else v for k, v in call.arguments.items()}
-        results[call.id] = run(ToolCall(call.id, call.name, args))
-    return results
+        results[call.id] = getattr(backend, call.name)(**resolve(call.arguments, results))
+        if isinstance(results[call.id], dict) and "error" in results[call.id]:
+            raise ValueError(f"gold call {call.name} failed: {results[call.id]['error']}")
 
 
 # -- turn kinds (ids start at 1 in every turn) -----------------------------------------------------------
@@ -196,6 +196,6 @@ def bfcl_episode(split: Split, rng: random.Random) -> Episode:
     # The side effects to expect: the gold calls (as they finally stand) replayed on a fresh world.
     gold = catalog.new_state()
     for plan in turns:
-        _results(plan.final_calls(), lambda c: getattr(gold[cls], c.name)(**c.arguments))
+        _replay(plan.final_calls(), gold[cls])
     return Episode("+".join(t.kind for t in turns), split, catalog.new_state(), turns, snapshot(gold), catalog,
                    snapshot)

@@ -52,19 +52,20 @@ def test_a_trajectory_whose_side_effects_differ_from_the_plan_is_rejected():
 def test_bfcl_episodes_run_on_bfcls_backends_and_are_checked_by_their_state():
     """A BFCL episode's world is BFCL's own backend; a trajectory whose backend state differs from the
     gold calls' replay is rejected."""
-    rng = random.Random(3)
-    ep = bfcl_episode("train", rng)
-    while "bfcl_order" not in ep.kind:
-        ep = bfcl_episode("train", rng)
+    def order_episode():
+        rng = random.Random(3)
+        while "bfcl_order" not in (ep := bfcl_episode("train", rng)).kind:
+            pass
+        return ep
+
+    ep = order_episode()
     assert type(ep.state["TradingBot"]).__module__.startswith("bfcl_eval.")
     assert ep.catalog.tools and all(t.description and "Tool description" not in t.description for t in ep.catalog.tools)
     ok, why = run_virtual(run_episode(ep, random.Random(1), "ok"))
     assert ok is not None, why
     text = text_of(ok)
     assert '"name": "place_order"' in text and text.rstrip().endswith("</answer>")
-    ep = bfcl_episode("train", random.Random(3))
-    while "bfcl_order" not in ep.kind:
-        ep = bfcl_episode("train", rng)
+    ep = order_episode()
     ep.expected["TradingBot"]["order_counter"] += 1  # as if one more order had been placed
     sample, why = run_virtual(run_episode(ep, random.Random(1), "bad"))
     assert sample is None and "side effects" in (why or "")
