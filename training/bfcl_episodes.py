@@ -20,7 +20,7 @@ from typing import Any
 from agent.protocol import ToolCall
 from agent.tools import Catalog, resolve
 from evals import bfcl
-from training.episodes import POOLS, Episode, Move, Results, Split, TurnPlan, first_index, words_of
+from training.episodes import Episode, Move, Results, Split, TurnPlan, draw_value, first_index, words_of
 
 # Names the backends know (their lookups are fixed tables), split in two.
 COMPANIES: dict[Split, tuple[str, ...]] = {
@@ -117,7 +117,7 @@ def watch(w: World) -> TurnPlan:
 def chat_message(w: World) -> TurnPlan:
     users: dict[str, str] = w.config["user_map"]
     name = w.rng.choice([n for n in users if users[n] != w.config["current_user"]])
-    body = w.rng.choice(POOLS[w.split].messages)
+    body = draw_value("messages", w.split, w.rng)
     words = words_of(w.phrase([f"send {name} a message saying {body}", f"message {name} that {body}"],
                               [f"ping {name} on chat that {body}"]))
     moves = [Move(first_index(words, name), f"the user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
@@ -165,7 +165,8 @@ def _trading(split: Split, rng: random.Random) -> dict[str, Any]:
 
 
 def _messaging(split: Split, rng: random.Random) -> dict[str, Any]:
-    names = rng.sample(POOLS[split].first_names, 5)
+    used: set[str] = set()
+    names = [draw_value("first_names", split, rng, used) for _ in range(5)]
     ids = {n: f"USR{i + 1:03d}" for i, n in enumerate(names)}
     return {"user_map": ids, "user_count": len(ids), "current_user": ids[names[0]], "inbox": [], "message_count": 0,
             "random_seed": rng.randrange(1 << 20)}

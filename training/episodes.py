@@ -6,8 +6,9 @@ teacher's plan: moves that become due once enough words have been heard (or at t
 and the answer built from the tool results. Wrong early guesses are moves too: a call made from a
 partial update and revised (same id) or withdrawn (`REMOVE`) when later words change it.
 
-Two disjoint pools, `train` and `heldout`: names, places, messages, phrasings and some tool chains of
-the held-out split never occur in training.
+Two disjoint splits, `train` and `heldout`: names, places, messages, phrasings and some tool chains of
+the held-out split never occur in training. Names, places, messages and labels come from a small pool
+of real ones and, mostly, from the open-ended spaces of `training.values`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from agent.protocol import Remove, ToolCall
 from agent.tools import Catalog
 from configs.catalogs.demo import CATALOG, DemoState
+from training import values
+from training.values import Split as Split  # re-exported: the templates use it
 
-Split = Literal["train", "heldout"]
 Results = dict[int, Any]
 
 
@@ -127,6 +129,24 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 10: "ten", 15: "fifteen", 20: "twenty",
            25: "twenty five", 30: "thirty", 40: "forty", 45: "forty five", 60: "sixty", 90: "ninety"}
 FILLERS = ("um", "uh", "hmm", "like", "so")
+GENERATED: dict[str, Callable[[random.Random], str]] = {
+    "first_names": values.name, "cities": values.city, "messages": values.message, "labels": values.label}
+REAL_SHARE = 0.35  # the rest is generated, so that no value is seen often enough to be memorised
+
+
+def draw_value(pool: str, split: Split, rng: random.Random, used: set[str] | None = None) -> str:
+    """A first name, city, message or label of `split`: real or generated, not yet in `used`."""
+    other = POOLS["heldout" if split == "train" else "train"]
+    used = set() if used is None else used
+    real: tuple[str, ...] = getattr(POOLS[split], pool)
+    while True:
+        if rng.random() < REAL_SHARE:
+            value = rng.choice(real)
+        else:
+            value = values.draw(GENERATED[pool], split, rng, exclude=frozenset(getattr(other, pool)))
+        if value not in used:
+            used.add(value)
+            return value
 
 
 class Builder:
@@ -138,17 +158,14 @@ class Builder:
         self.expected: dict[str, list[dict[str, Any]]] = {"sent": [], "calendar": [], "timers": []}
         self._used: set[str] = set()
 
-    def pick(self, options: tuple[str, ...]) -> str:
-        fresh = [o for o in options if o not in self._used] or list(options)
-        choice = self.rng.choice(fresh)
-        self._used.add(choice)
-        return choice
+    def pick(self, pool: str) -> str:
+        return draw_value(pool, self.split, self.rng, self._used)
 
     def phrase(self, train: list[str], heldout: list[str]) -> str:
         return self.rng.choice(train if self.split == "train" else heldout)
 
     def contact(self) -> dict[str, str]:
-        first = self.pick(self.pools.first_names)
+        first = self.pick("first_names")
         last = self.rng.choice(self.pools.last_names)
         digits = "".join(str(self.rng.randrange(10)) for _ in range(7))
         contact = {"name": f"{first} {last}", "phone": f"+1 {self.rng.randrange(200, 990)} {digits[:3]} {digits[3:]}",
@@ -157,7 +174,7 @@ class Builder:
         return contact
 
     def city(self) -> str:
-        city = self.pick(self.pools.cities)
+        city = self.pick("cities")
         self.state.weather[city.lower()] = (self.rng.randrange(-5, 36), self.rng.choice(CONDITIONS))
         return city
 
@@ -241,13 +258,16 @@ def weather(b: Builder) -> TurnPlan:
 
 
 def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
+    """Another city that starts with the same word ("San Diego" for "San Francisco"), or None."""
     parts = city.split()
-    if len(parts) < 2 or b.rng.random() < 0.4:
+    if len(parts) < 2 or b.rng.random() < 0.65:
         return None
-    others = [c for c in b.pools.cities
-              if c.split()[0] == parts[0] and c != city]
-    if not others:
-        return None
+    others = [c for c in b.pools.cities if c.split()[0] == parts[0] and c != city]
+    while not others or b.rng.random() < 0.5:
+        other = f"{parts[0]} {values.name(b.rng)}"
+        if values.split_of(other) == b.split and other != city:
+            others = [other]
+            break
     guess = b.rng.choice(others)
     b.state.weather.setdefault(guess.lower(), (b.rng.randrange(-5, 36), b.rng.choice(CONDITIONS)))
     return guess
@@ -277,7 +297,7 @@ def contact(b: Builder) -> TurnPlan:
 def message(b: Builder, *, correction: bool = False) -> TurnPlan:
     c = b.contact()
     first = c["name"].split()[0]
-    body = b.pick(b.pools.messages)
+    body = b.pick("messages")
     via = b.rng.random() < 0.25
     field_ = "email" if via else "phone"
     verb = "email" if via else b.phrase(["text", "message"], ["text"])
@@ -326,7 +346,7 @@ def calendar(b: Builder) -> TurnPlan:
 def event(b: Builder) -> TurnPlan:
     spoken_date, date = b.date()
     spoken_time, time = b.clock_time()
-    title = b.rng.choice(b.pools.titles).format(name=b.pick(b.pools.first_names))
+    title = b.rng.choice(b.pools.titles).format(name=b.pick("first_names"))
     text = b.phrase([f"add {title} on {spoken_date} at {spoken_time}",
                      f"put {title} on my calendar for {spoken_date} at {spoken_time}",
                      f"schedule {title} at {spoken_time} on {spoken_date}"],
@@ -340,7 +360,7 @@ def event(b: Builder) -> TurnPlan:
 
 def timer(b: Builder) -> TurnPlan:
     spoken, n = b.minutes()
-    label = b.pick(b.pools.labels)
+    label = b.pick("labels")
     unit = "minute" if n == 1 else "minutes"
     text = b.phrase([f"set a timer for {spoken} {unit} for {label}", f"remind me in {spoken} {unit} about {label}",
                      f"start a {spoken} {unit} timer for {label}"], [f"give me {spoken} {unit} for {label}"])
@@ -365,7 +385,7 @@ def weather_then_message(b: Builder) -> TurnPlan:
     city = b.city()
     c = b.contact()
     first = c["name"].split()[0]
-    body = b.pick(b.pools.messages)
+    body = b.pick("messages")
     text = b.phrase([f"check the weather in {city} and text {first} that {body}",
                      f"what's the weather in {city}, and tell {first} {body}"],
                     [f"how is {city} looking today, and message {first} that {body}"])
@@ -380,7 +400,7 @@ def calendar_then_message(b: Builder) -> TurnPlan:
     spoken, date = b.date()
     c = b.contact()
     first = c["name"].split()[0]
-    body = b.pick(b.pools.messages)
+    body = b.pick("messages")
     text = b.phrase([f"check my calendar for {spoken} and text {first} that {body}"],
                     [f"look at {spoken} on my calendar and message {first} that {body}"])
     words = words_of(text)
@@ -394,7 +414,7 @@ def changed_mind(b: Builder) -> TurnPlan:
     """A lookup on partial words, withdrawn when the user changes the request."""
     city = b.city()
     spoken, n = b.minutes()
-    label = b.pick(b.pools.labels)
+    label = b.pick("labels")
     text = f"what's the weather in {city}, actually never mind, set a timer for {spoken} minutes for {label}"
     words = words_of(text)
     moves = [Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city})),

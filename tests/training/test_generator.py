@@ -8,7 +8,7 @@ import pytest
 from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
-from training.episodes import HELDOUT_ONLY, KINDS, POOLS, episode
+from training.episodes import HELDOUT_ONLY, KINDS, POOLS, draw_value, episode
 from training.generate import generate, run_episode
 
 
@@ -98,7 +98,7 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
                                              t, re.S)]
     assert len(revised) >= 5
     assert sum("</think_interrupted>" in t for t in texts) >= 10
-    assert sum("<pause/>" in t for t in texts) >= 0.75 * len(texts)
+    assert sum("<pause/>" in t for t in texts) >= 0.6 * len(texts)
     for t in texts:  # state-changing calls and their results only ever follow the final update of their turn
         for turn in re.split(r"<answer>.*?</answer>", t, flags=re.S):
             final = turn.find("<final_query_update>")
@@ -130,3 +130,19 @@ def test_heldout_names_places_and_wording_never_occur_in_training(train):
     held_bfcl = [*COMPANIES["heldout"], *(c for pair in CITY_PAIRS["heldout"] for c in pair)]
     assert not set(held_bfcl) & {*COMPANIES["train"], *(c for pair in CITY_PAIRS["train"] for c in pair)}
     assert not [h for h in held_bfcl if re.search(rf"\b{re.escape(h)}\b", train_text)]
+
+
+def test_names_places_and_messages_are_rarely_repeated_and_never_cross_the_split(train):
+    """Values come mostly from open-ended spaces, so the model must copy them, not memorise them."""
+    rng = random.Random(5)
+    train_text = " ".join(text_of(s) for s in train)
+    for pool in ("first_names", "cities", "messages", "labels"):
+        drawn = [draw_value(pool, "train", rng) for _ in range(400)]
+        generated = [v for v in drawn if v not in getattr(POOLS["train"], pool)]
+        assert len(generated) > 200 and (pool == "labels" or len(set(generated)) > 0.8 * len(generated)), pool
+        held = {draw_value(pool, "heldout", rng) for _ in range(100)} - set(getattr(POOLS["heldout"], pool))
+        assert len(held) > 30 and not held & set(drawn)
+        # (A label may be a bare word that a message also says; a short name may be the start of a
+        # longer one in a think that was cut off.)
+        if pool != "labels":
+            assert not [h for h in held if len(h) > 3 and re.search(rf"\b{re.escape(h)}\b", train_text)], pool
