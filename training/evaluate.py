@@ -9,7 +9,8 @@ per minute into the real worker with the real embedded vLLM deciding. Per turn:
 - first call right: call 1 as it finally stood (after any revision) has the gold tool and arguments;
 - sequence exact: the calls that ran, in id order, are exactly the gold calls;
 - premature unsafe: state-changing calls issued before the final update (attempts; the graph holds
-  them) and started before it (must be 0).
+  them) and started before it (must be 0);
+- stalled: the turn had not ended after STALL_S (it is cancelled and its trace printed).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from evals.demo_suite import normalize
 from evals.simulated_user import SimulatedUser
 from training.episodes import Episode, TurnPlan
 from training.generate import BFCL_SHARE, catalog_for, draw
+
+STALL_S = 240.0  # a turn takes 10-30 s here
 
 
 @dataclass
@@ -86,11 +89,19 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
                         ran[e.call_id] = (e.name, e.arguments)
 
         started = time.monotonic()
+        # A turn that never ends is a liveness bug to find, not a reason to hang the evaluation: it is
+        # cancelled, scored as stalled and its trace kept.
+        watchdog = asyncio.get_running_loop().call_later(STALL_S, turn.cancel)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(watch())
             speaking = tg.create_task(SimulatedUser(wpm=wpm).speak(" ".join(plan.words), turn.push))
             done = await turn.run()
             speaking.cancel()
+        stalled = time.monotonic() - started >= STALL_S and done.status == TurnStatus.CANCELLED
+        watchdog.cancel()
+        if stalled:
+            print(f"\nstalled turn in episode {index} ({plan.kind}):\n{turn.trace}\n{json.dumps(done.ledger)}",
+                  file=sys.stderr)
         marks = done.ledger["marks"]
         final_at = next((m["t"] for m in marks if m["kind"] == FINAL), float("inf"))
         unsafe = [m for m in marks if m["kind"] == TOOL and not m["safe"]]
@@ -104,7 +115,7 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
             _same(calls, gold),
             sum(1 for m in unsafe if m["event"] == "issued" and m["t"] < final_at),
             sum(1 for m in unsafe if m["event"] == "started" and m["t"] < final_at),
-            str(done.status), calls, gold, round(time.monotonic() - started, 2), turn.trace))
+            "stalled" if stalled else str(done.status), calls, gold, round(time.monotonic() - started, 2), turn.trace))
     return scores
 
 
@@ -127,6 +138,7 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
         "bfcl_turns_exact": f"{sum(s.sequence_exact for s in bfcl)}/{len(bfcl)}",
         "unsafe_issued_early": sum(s.unsafe_issued_early for s in scores),
         "unsafe_started_early": sum(s.unsafe_started_early for s in scores),
+        "stalled_turns": sum(s.status == "stalled" for s in scores),
         "seconds_per_turn": round(sum(s.seconds for s in scores) / n, 1),
     }
 
