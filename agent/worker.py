@@ -568,6 +568,11 @@ class Turn:
             self._stop_generation(keep="boundary")
         self._protocol_errors += 1
         self.ledger.mark("protocol_error", message=message[:200])
+        if self._answer_released:
+            # The user is already hearing the answer (cut off, e.g. unclosed at the token limit): no
+            # error block can reach the model any more, so the turn ends with what was said.
+            self._outcome = (TurnStatus.COMPLETED, self.answer, message)
+            return
         if self._protocol_errors > self.config.max_protocol_errors:
             self._fallback_due = True
             if self.final:

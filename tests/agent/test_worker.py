@@ -195,6 +195,15 @@ def test_protocol_errors_get_an_error_block_then_a_fallback_answer():
     assert again.status == TurnStatus.COMPLETED
 
 
+def test_an_answer_cut_off_while_spoken_ends_the_turn():
+    """Found live: an unclosed <answer> after the final left the turn waiting for ever."""
+    h = harness(lambda rec: Reply("<think>answer now</think>\n<answer>It is forty"))
+    done = run_virtual(h.turn([(0, final("how warm is it"))]))
+    assert done.status == TurnStatus.COMPLETED and done.answer == "It is forty"
+    assert done.error is not None and "unfinished" in done.error
+    assert any(m["kind"] == "protocol_error" for m in done.ledger["marks"])
+
+
 def test_unknown_tool_and_bad_arguments_are_answered_with_errors():
     def policy(rec: Recorded) -> Reply:
         n = rec.prefix.count("<error>")
