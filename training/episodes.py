@@ -136,14 +136,14 @@ REAL_SHARE = 0.35  # the rest is generated, so that no value is seen often enoug
 
 def draw_value(pool: str, split: Split, rng: random.Random, used: set[str] | None = None) -> str:
     """A first name, city, message or label of `split`: real or generated, not yet in `used`."""
-    other = POOLS["heldout" if split == "train" else "train"]
     used = set() if used is None else used
     real: tuple[str, ...] = getattr(POOLS[split], pool)
+    other = frozenset(getattr(POOLS["heldout" if split == "train" else "train"], pool))
     while True:
         if rng.random() < REAL_SHARE:
             value = rng.choice(real)
         else:
-            value = values.draw(GENERATED[pool], split, rng, exclude=frozenset(getattr(other, pool)))
+            value = values.draw(GENERATED[pool], split, rng, exclude=other)
         if value not in used:
             used.add(value)
             return value
@@ -263,11 +263,8 @@ def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
     if len(parts) < 2 or b.rng.random() < 0.65:
         return None
     others = [c for c in b.pools.cities if c.split()[0] == parts[0] and c != city]
-    while not others or b.rng.random() < 0.5:
-        other = f"{parts[0]} {values.name(b.rng)}"
-        if values.split_of(other) == b.split and other != city:
-            others = [other]
-            break
+    if not others or b.rng.random() < 0.5:
+        others = [values.draw(lambda rng: f"{parts[0]} {values.name(rng)}", b.split, b.rng, exclude=frozenset({city}))]
     guess = b.rng.choice(others)
     b.state.weather.setdefault(guess.lower(), (b.rng.randrange(-5, 36), b.rng.choice(CONDITIONS)))
     return guess
