@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rank", type=int, default=12, help="LoRA rank (12 on all linear layers: ~7 MB in bf16)")
+    parser.add_argument("--decision-weight", type=float, default=5.0,
+                        help="loss weight of the first tokens the model writes once the user has finished")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps (0: all epochs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=SHIPPED_ADAPTER,
@@ -47,6 +49,7 @@ def command(args: argparse.Namespace) -> int:
     cmd = [str(paths.python), str(SFT), "train", "--samples", str(data), "--model", str(model),
            "--template", str(CHAT_TEMPLATE), "--out", str(args.out), "--epochs", str(args.epochs),
            "--lr", str(args.lr), "--batch", str(args.batch), "--rank", str(args.rank),
+           "--decision-weight", str(args.decision_weight),
            "--max-steps", str(args.max_steps), "--seed", str(args.seed), "--device", args.device]
     result = subprocess.run(cmd, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
     if result.returncode != 0:

@@ -264,7 +264,12 @@ def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
         return None
     others = [c for c in b.pools.cities if c.split()[0] == parts[0] and c != city]
     if not others or b.rng.random() < 0.5:
-        others = [values.draw(lambda rng: f"{parts[0]} {values.name(rng)}", b.split, b.rng, exclude=frozenset({city}))]
+        try:
+            others = [values.draw(lambda rng: f"{parts[0]} {values.name(rng)}", b.split, b.rng,
+                                  exclude=frozenset({city}))]
+        except LookupError:  # the first word decides the split ("Pros" is held out): no guess then
+            if not others:
+                return None
     guess = b.rng.choice(others)
     b.state.weather.setdefault(guess.lower(), (b.rng.randrange(-5, 36), b.rng.choice(CONDITIONS)))
     return guess

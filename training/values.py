@@ -104,8 +104,11 @@ def label(rng: random.Random) -> str:
 
 def draw(make: Callable[[random.Random], str], split: Split, rng: random.Random,
          exclude: frozenset[str] = frozenset()) -> str:
-    """A generated value of `split`, never one in `exclude` (the other split's fixed pool)."""
-    while True:
+    """A generated value of `split`, never one in `exclude` (the other split's fixed pool).
+
+    LookupError where `make` seldom or never gives one (a fixed word that belongs to the other split)."""
+    for _ in range(500):
         value = make(rng)
         if split_of(value) == split and value not in exclude:
             return value
+    raise LookupError(f"no {split} value from {make}")

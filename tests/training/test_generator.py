@@ -7,6 +7,7 @@ import pytest
 
 from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
+from training import values
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import HELDOUT_ONLY, KINDS, POOLS, draw_value, episode
 from training.generate import generate, run_episode
@@ -146,3 +147,11 @@ def test_names_places_and_messages_are_rarely_repeated_and_never_cross_the_split
         # longer one in a think that was cut off.)
         if pool != "labels":
             assert not [h for h in held if len(h) > 3 and re.search(rf"\b{re.escape(h)}\b", train_text)], pool
+
+
+def test_a_value_that_cannot_be_drawn_for_a_split_is_an_error_not_a_hang():
+    """A fixed first word that belongs to the other split ("Pros ...") can never give a value of this one."""
+    held = next(v for v in (draw_value("first_names", "heldout", random.Random(i)) for i in range(100))
+                if v not in POOLS["heldout"].first_names)
+    with pytest.raises(LookupError):
+        values.draw(lambda rng: f"{held} {values.name(rng)}", "train", random.Random(0))
