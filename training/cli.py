@@ -19,8 +19,8 @@ from training.generate import generate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--episodes", type=int, default=400, help="training trajectories to generate")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--episodes", type=int, default=1100, help="training trajectories to generate")
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rank", type=int, default=12, help="LoRA rank (12 on all linear layers: ~7 MB in bf16)")

@@ -123,7 +123,8 @@ def train(args: argparse.Namespace) -> int:
             sample = json.loads(line)
             first = head(tok, sample["system"])
             example = spans(tok, first, sample, args.decision_weight, args.decision_tokens)
-            heads.setdefault(first, tok(first, add_special_tokens=False)["input_ids"])
+            if first not in heads:
+                heads[first] = tok(first, add_special_tokens=False)["input_ids"]
             if len(heads[first]) + len(example.ids) <= args.max_tokens:
                 data.append(example)
     # On this CPU fp32 is 2.5x faster than bf16 (198 against 77-82 tokens/s, with or without autocast):
@@ -150,19 +151,19 @@ def train(args: argparse.Namespace) -> int:
         # on padding; the batches' order is shuffled.
         batches: list[list[int]] = []
         for h in heads:
-            group = [j for j in order if data[j].head == h]
-            for i in range(0, len(group), args.batch * 8):
-                chunk = sorted(group[i:i + args.batch * 8], key=lambda j: len(data[j].ids))
+            same_head = [j for j in order if data[j].head == h]
+            for i in range(0, len(same_head), args.batch * 8):
+                chunk = sorted(same_head[i:i + args.batch * 8], key=lambda j: len(data[j].ids))
                 batches += [chunk[k:k + args.batch] for k in range(0, len(chunk), args.batch)]
         rng.shuffle(batches)
         for batch in batches:
             if step >= total:
                 break
             lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / total)))
-            for group_ in optimizer.param_groups:
-                group_["lr"] = lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             # The head's keys and values, under the current weights but without gradient: 40 % of the
-            # tokens are the head, so this is ~1.5x faster; the adapter still learns from every span.
+            # tokens are the head (1.35x faster measured); the adapter still learns from every span.
             head_ids = torch.tensor([heads[data[batch[0]].head]], device=args.device)
             with torch.no_grad(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=bf16):
                 cached = model(input_ids=head_ids, use_cache=True).past_key_values
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--template", required=True)
     t = sub.choices["train"]
     t.add_argument("--out", required=True)
-    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--micro", type=int, default=2, help="sequences per forward pass (memory)")
