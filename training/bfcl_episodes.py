@@ -61,15 +61,22 @@ def _replay(calls: list[ToolCall], backend: Any) -> None:
 def arithmetic(w: World) -> TurnPlan:
     x, y = w.rng.randrange(2, 500), w.rng.randrange(2, 100)
     name, texts, args, sign = w.rng.choice([
-        ("add", ([f"what is {x} plus {y}", f"add {x} and {y}"], [f"what do {x} and {y} make together"]),
-         {"a": x, "b": y}, "plus"),
-        ("subtract", ([f"what is {x} minus {y}", f"subtract {y} from {x}"], [f"take {y} away from {x}"]),
-         {"a": x, "b": y}, "minus"),
-        ("multiply", ([f"what is {x} times {y}", f"multiply {x} by {y}"], [f"what's the product of {x} and {y}"]),
-         {"a": x, "b": y}, "times"),
-        ("divide", ([f"what is {x} divided by {y}", f"divide {x} by {y}"], [f"how much is {x} split {y} ways"]),
-         {"a": x, "b": y}, "divided by"),
-        ("percentage", ([f"what percent of {y} is {x}", f"what percentage is {x} of {y}"],
+        # Several wordings per operation, so that the operation is told by its words, not by one template.
+        ("add", ([f"what is {x} plus {y}", f"add {x} and {y}", f"{x} plus {y}", f"what's the sum of {x} and {y}",
+                  f"increase {x} by {y}", f"add {y} to {x}"],
+                 [f"what do {x} and {y} make together"]), {"a": x, "b": y}, "plus"),
+        ("subtract", ([f"what is {x} minus {y}", f"subtract {y} from {x}", f"{x} minus {y}",
+                       f"what's the difference between {x} and {y}", f"decrease {x} by {y}", f"deduct {y} from {x}",
+                       f"what is {y} less than {x}"],
+                      [f"take {y} away from {x}"]), {"a": x, "b": y}, "minus"),
+        ("multiply", ([f"what is {x} times {y}", f"multiply {x} by {y}", f"{x} times {y}",
+                       f"what is {x} multiplied by {y}", f"{y} lots of {x}"],
+                      [f"what's the product of {x} and {y}"]), {"a": x, "b": y}, "times"),
+        ("divide", ([f"what is {x} divided by {y}", f"divide {x} by {y}", f"{x} divided by {y}",
+                     f"what's {x} over {y}", f"share {x} equally among {y}"],
+                    [f"how much is {x} split {y} ways"]), {"a": x, "b": y}, "divided by"),
+        ("percentage", ([f"what percent of {y} is {x}", f"what percentage is {x} of {y}", f"{x} of {y} in percent",
+                         f"express {x} of {y} as a percentage", f"how many percent of {y} is {x}"],
                         [f"{x} out of {y} is how many percent"]), {"part": x, "whole": y}, "as a percentage of"),
     ])
     words = words_of(w.phrase(*texts))

@@ -38,6 +38,7 @@ _ISSUED = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 WAITS = ("the user is still talking", "wait for the rest", "listening", "not enough to act on yet",
          "nothing to do until they finish")
+LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
 
 
 @dataclass
@@ -67,6 +68,16 @@ class Teacher:
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
         self.turn: Turn | None = None
         self.plan: TurnPlan | None = None
+        self.speculate = True
+
+    def start(self, turn: Turn, plan: TurnPlan) -> None:
+        """A new turn. Some turns hold every call back to the final update, so that the model learns to
+        catch up on what it did not do early; not those that revise or remove a call, whose early guess
+        is the point."""
+        self.turn, self.plan = turn, plan
+        ids = [m.action.id for m in plan.moves]
+        revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
+        self.speculate = revises or self.rng.random() >= LATE_SHARE
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
@@ -79,17 +90,18 @@ class Teacher:
             move = self.plan.moves[done]
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
-            early = move.at is not None and heard >= move.at and not self._changes_state(move.action)
+            early = (self.speculate and move.at is not None and heard >= move.at
+                     and not self._changes_state(move.action))
             due = final or early
             if due and all(n in results for n in move.needs):
-                return self._reply(Think(move.think), move.action)
+                return self._reply(final, move.think, move.action)
         elif final and self._all_results_in(trace, results):
-            return self._reply(Think(self.rng.choice(("answer now", "all results are in", "tell the user"))),
+            return self._reply(final, self.rng.choice(("answer now", "all results are in", "tell the user")),
                                Answer(self.plan.answer(results)))
         if final:
-            return self._reply(Think(self.rng.choice(("wait for the results", "the calls are still running"))),
+            return self._reply(final, self.rng.choice(("wait for the results", "the calls are still running")),
                                Pause())
-        return self._reply(Think(self.rng.choice(WAITS)), Pause())
+        return self._reply(final, self.rng.choice(WAITS), Pause())
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe
@@ -111,8 +123,11 @@ class Teacher:
         return all(any(int(r.group(1)) == i and r.start() > at for r in _RESULT.finditer(trace))
                    for i, at in last_issue.items())
 
-    def _reply(self, think: Think, action: Any) -> Reply:
-        text = format_element(think) + format_element(action)
+    def _reply(self, final: bool, think: str, action: Any) -> Reply:
+        # Every think opens with the update it answers ("partial:" or "final:", copied from the last
+        # update's tag): the first weighted token then says whether the user has finished, and what
+        # follows is conditioned on it, instead of "the ..." serving both states.
+        text = format_element(Think(f"{'final' if final else 'partial'}: {think}")) + format_element(action)
         return Reply(text, first_token_s=self.first_token_s, chunk_chars=4, chunk_s=1.0 / self.tokens_per_s)
 
 
@@ -183,7 +198,7 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
     try:
         for index, plan in enumerate(ep.turns):
             turn = session.new_turn()
-            teacher.turn, teacher.plan = turn, plan
+            teacher.start(turn, plan)
             async with asyncio.TaskGroup() as tg:
                 speaking = tg.create_task(_speak(plan, turn, c))
                 done = await turn.run()
