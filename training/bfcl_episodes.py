@@ -89,7 +89,7 @@ def stock_price(w: World) -> TurnPlan:
     words = words_of(w.phrase([f"how is {company} stock doing", f"what's the price of {company} stock today",
                                f"get me a quote for {company}"], [f"check {company} shares for me"]))
     at = first_index(words, company)
-    moves = [Move(at, f"the symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
+    moves = [Move(at, f"symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(at, "then its price", ToolCall(2, "get_stock_info", {"symbol": "$1.symbol"}))]
     return TurnPlan(words, moves, lambda r: f"{company} ({r[1]['symbol']}) is at {r[2]['price']} dollars, "
                     f"{r[2]['percent_change']} percent today.", kind="bfcl_stock")
@@ -104,7 +104,7 @@ def buy(w: World) -> TurnPlan:
                               [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"]))
     order = ToolCall(2, "place_order", {"order_type": verb.capitalize(), "symbol": "$1.symbol", "price": price,
                                         "amount": amount})
-    moves = [Move(first_index(words, company), f"the symbol of {company}",
+    moves = [Move(first_index(words, company), f"symbol of {company}",
                   ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(len(words), f"{verb} {amount} at {price}: place the order", order)]
     return TurnPlan(words, moves, lambda r: f"Your order to {verb} {amount} {company} shares at {price} dollars "
@@ -115,7 +115,7 @@ def watch(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
     words = words_of(w.phrase([f"add {company} to my watchlist", f"put {company} on my watch list"],
                               [f"I want to keep an eye on {company}, watchlist it"]))
-    moves = [Move(first_index(words, company), f"the symbol of {company}",
+    moves = [Move(first_index(words, company), f"symbol of {company}",
                   ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(len(words), "add it to the watchlist", ToolCall(2, "add_to_watchlist", {"stock": "$1.symbol"}))]
     return TurnPlan(words, moves, lambda r: f"{company} is on your watchlist.", kind="bfcl_watch")
@@ -127,8 +127,8 @@ def chat_message(w: World) -> TurnPlan:
     body = draw_value("messages", w.split, w.rng)
     words = words_of(w.phrase([f"send {name} a message saying {body}", f"message {name} that {body}"],
                               [f"ping {name} on chat that {body}"]))
-    moves = [Move(first_index(words, name), f"the user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
-             Move(len(words), f"the message is complete: send it to {name}",
+    moves = [Move(first_index(words, name), f"user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
+             Move(len(words), f"send the message to {name}",
                   ToolCall(2, "send_message", {"receiver_id": "$1.user_id", "message": body}))]
     return TurnPlan(words, moves, lambda r: f"I sent {name} the message.", kind="bfcl_message")
 
@@ -137,9 +137,9 @@ def distance(w: World) -> TurnPlan:
     a, b = w.rng.choice(CITY_PAIRS[w.split])
     words = words_of(w.phrase([f"how far is {a} from {b}", f"what's the distance between {a} and {b}"],
                               [f"how many kilometers from {a} to {b}"]))
-    moves = [Move(first_index(words, a), f"the zipcode of {a}", ToolCall(1, "get_zipcode_based_on_city", {"city": a})),
-             Move(first_index(words, b), f"the zipcode of {b}", ToolCall(2, "get_zipcode_based_on_city", {"city": b})),
-             Move(first_index(words, b), "the distance between them",
+    moves = [Move(first_index(words, a), f"zipcode of {a}", ToolCall(1, "get_zipcode_based_on_city", {"city": a})),
+             Move(first_index(words, b), f"zipcode of {b}", ToolCall(2, "get_zipcode_based_on_city", {"city": b})),
+             Move(first_index(words, b), "distance between them",
                   ToolCall(3, "estimate_distance", {"cityA": "$1.zipcode", "cityB": "$2.zipcode"}))]
     return TurnPlan(words, moves, lambda r: f"{a} is {r[3]['distance']} km from {b}.", kind="bfcl_distance")
 

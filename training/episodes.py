@@ -249,7 +249,7 @@ def weather(b: Builder) -> TurnPlan:
     words = words_of(disfluent(b.rng, text))
     at = first_index(words, city)
     call = ToolCall(1, "get_weather", {"city": city})
-    moves = [Move(at, f"the weather in {city}", call)]
+    moves = [Move(at, f"weather in {city}", call)]
     guess = _guess_city(b, city, words)
     if guess is not None:  # a guess from the first word of a two-word city, revised when the rest is heard
         moves = [Move(at - len(city.split()) + 1, f"probably {guess}", ToolCall(1, "get_weather", {"city": guess})),
@@ -321,7 +321,7 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
         wrong_at = first_index(words, wrong)
         moves = [Move(wrong_at, f"find {wrong}", ToolCall(1, "lookup_contact", {"name": wrong})),
                  Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}))]
-    moves.append(Move(body_at, f"the message is complete: send it to {first}", send))
+    moves.append(Move(body_at, f"send the message to {first}", send))
     b.expected["sent"].append({"to": c[field_], "text": body})
     return TurnPlan(words, moves, lambda r: f"I sent {r[1]['name'].split()[0]} the message.",
                     kind="correction" if correction else "message")
@@ -392,7 +392,7 @@ def weather_then_message(b: Builder) -> TurnPlan:
                      f"what's the weather in {city}, and tell {first} {body}"],
                     [f"how is {city} looking today, and message {first} that {body}"])
     words = words_of(disfluent(b.rng, text, 0.1))
-    lookup = Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city}))
+    lookup = Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city}))
     return TurnPlan(words, _then_text(b, words, lookup, c, body),
                     lambda r: f"{_answer_weather(r[1])} I also texted {first}.",
                     kind="weather_then_message")
@@ -419,7 +419,7 @@ def changed_mind(b: Builder) -> TurnPlan:
     label = b.pick("labels")
     text = f"what's the weather in {city}, actually never mind, set a timer for {spoken} minutes for {label}"
     words = words_of(text)
-    moves = [Move(first_index(words, city), f"the weather in {city}", ToolCall(1, "get_weather", {"city": city})),
+    moves = [Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city})),
              Move(first_index(words, "never mind"), "they do not want the weather any more: remove call 1", Remove(1)),
              Move(len(words), f"a {n} minute timer", ToolCall(2, "set_timer", {"minutes": n, "label": label}))]
     b.expected["timers"].append({"minutes": n, "label": label})

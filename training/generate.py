@@ -36,8 +36,10 @@ from training.episodes import Episode, Results, Split, TurnPlan, episode
 
 _ISSUED = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
-WAITS = ("the user is still talking", "wait for the rest", "listening", "not enough to act on yet",
-         "nothing to do until they finish")
+# No think before the final update opens with a word that a think after it opens with ("the", "not",
+# "wait"): run 6's model, having written "partial: the user is still talking" word after word, copied
+# it after "final: the" too.
+WAITS = ("listening", "still listening", "keep listening", "hearing more", "more to come")
 LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
 
 
@@ -99,7 +101,7 @@ class Teacher:
             return self._reply(final, self.rng.choice(("answer now", "all results are in", "tell the user")),
                                Answer(self.plan.answer(results)))
         if final:
-            return self._reply(final, self.rng.choice(("wait for the results", "the calls are still running")),
+            return self._reply(final, self.rng.choice(("results pending", "calls still running")),
                                Pause())
         return self._reply(final, self.rng.choice(WAITS), Pause())
 
