@@ -109,6 +109,15 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
                 assert 0 <= final < m.start()
 
 
+def test_every_think_names_the_update_it_answers_and_waits_open_unlike_any_think_after_the_final(train):
+    thinks = [t for s in train for text, own in s.spans if own for t in re.findall(r"<think>([^<]*)<", text)]
+    assert thinks and all(t.startswith(("partial: ", "final: ")) for t in thinks)
+    text = "".join(text for s in train for text, own in s.spans if own)
+    waits = set(re.findall(r"<think>partial: (\w+)[^<]*</think>\n<pause/>", text))
+    after_final = set(re.findall(r"<think>final: (\w+)", text))
+    assert waits and after_final and not waits & after_final
+
+
 def test_repeated_pauses_are_mostly_context_not_targets():
     from training.generate import KEEP_REPEATED_PAUSE, _thin_pauses
 
