@@ -63,20 +63,28 @@ def arithmetic(w: World) -> TurnPlan:
     name, texts, args, sign = w.rng.choice([
         # Several wordings per operation, so that the operation is told by its words, not by one template.
         ("add", ([f"what is {x} plus {y}", f"add {x} and {y}", f"{x} plus {y}", f"what's the sum of {x} and {y}",
-                  f"increase {x} by {y}", f"add {y} to {x}"],
+                  f"increase {x} by {y}", f"add {y} to {x}",
+                  f"calculate {x} plus {y}", f"what's the total of {x} and {y}", f"sum {x} and {y}",
+                  f"what do I get if I add {x} and {y}"],
                  [f"what do {x} and {y} make together"]), {"a": x, "b": y}, "plus"),
         ("subtract", ([f"what is {x} minus {y}", f"subtract {y} from {x}", f"{x} minus {y}",
                        f"what's the difference between {x} and {y}", f"decrease {x} by {y}", f"deduct {y} from {x}",
-                       f"what is {y} less than {x}"],
+                       f"what is {y} less than {x}", f"calculate {x} minus {y}", f"reduce {x} by {y}",
+                       f"remove {y} from {x}, what's left", f"{x} less {y}"],
                       [f"take {y} away from {x}"]), {"a": x, "b": y}, "minus"),
         ("multiply", ([f"what is {x} times {y}", f"multiply {x} by {y}", f"{x} times {y}",
-                       f"what is {x} multiplied by {y}", f"{y} lots of {x}"],
+                       f"what is {x} multiplied by {y}", f"{y} lots of {x}", f"calculate {x} times {y}",
+                       f"{x} multiplied by {y}", f"what do I get if I multiply {x} by {y}", f"{y} groups of {x}"],
                       [f"what's the product of {x} and {y}"]), {"a": x, "b": y}, "times"),
         ("divide", ([f"what is {x} divided by {y}", f"divide {x} by {y}", f"{x} divided by {y}",
-                     f"what's {x} over {y}", f"share {x} equally among {y}"],
+                     f"what's {x} over {y}", f"share {x} equally among {y}", f"calculate {x} divided by {y}",
+                     f"how many times does {y} go into {x}", f"{x} shared between {y}",
+                     f"what do I get if I divide {x} by {y}"],
                     [f"how much is {x} split {y} ways"]), {"a": x, "b": y}, "divided by"),
         ("percentage", ([f"what percent of {y} is {x}", f"what percentage is {x} of {y}", f"{x} of {y} in percent",
-                         f"express {x} of {y} as a percentage", f"how many percent of {y} is {x}"],
+                         f"express {x} of {y} as a percentage", f"how many percent of {y} is {x}",
+                         f"{x} is what percent of {y}", f"calculate {x} as a percentage of {y}",
+                         f"what share of {y} is {x} in percent", f"{x} as a percent of {y}"],
                         [f"{x} out of {y} is how many percent"]), {"part": x, "whole": y}, "as a percentage of"),
     ])
     words = words_of(w.phrase(*texts))
@@ -87,7 +95,10 @@ def arithmetic(w: World) -> TurnPlan:
 def stock_price(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
     words = words_of(w.phrase([f"how is {company} stock doing", f"what's the price of {company} stock today",
-                               f"get me a quote for {company}"], [f"check {company} shares for me"]))
+                               f"get me a quote for {company}",
+                               f"what's {company} trading at", f"show me the {company} stock price",
+                               f"look up {company} stock", f"how much is {company} stock worth"],
+                              [f"check {company} shares for me"]))
     at = first_index(words, company)
     moves = [Move(at, f"symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(at, "then its price", ToolCall(2, "get_stock_info", {"symbol": "$1.symbol"}))]
@@ -100,7 +111,9 @@ def buy(w: World) -> TurnPlan:
     amount, price = w.rng.choice([5, 10, 20, 25, 50, 100]), w.rng.randrange(20, 400)
     verb = w.rng.choice(["buy", "sell"])
     words = words_of(w.phrase([f"{verb} {amount} shares of {company} at {price} dollars",
-                               f"place an order to {verb} {amount} {company} shares at {price} dollars each"],
+                               f"place an order to {verb} {amount} {company} shares at {price} dollars each",
+                               f"I want to {verb} {amount} shares of {company} at {price} dollars",
+                               f"put in an order to {verb} {amount} shares of {company} at {price} dollars"],
                               [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"]))
     order = ToolCall(2, "place_order", {"order_type": verb.capitalize(), "symbol": "$1.symbol", "price": price,
                                         "amount": amount})
@@ -113,7 +126,9 @@ def buy(w: World) -> TurnPlan:
 
 def watch(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
-    words = words_of(w.phrase([f"add {company} to my watchlist", f"put {company} on my watch list"],
+    words = words_of(w.phrase([f"add {company} to my watchlist", f"put {company} on my watch list",
+                               f"watch {company} for me", f"track {company} on my watchlist",
+                               f"start watching {company}", f"follow {company} on my watchlist"],
                               [f"I want to keep an eye on {company}, watchlist it"]))
     moves = [Move(first_index(words, company), f"symbol of {company}",
                   ToolCall(1, "get_symbol_by_name", {"name": company})),
@@ -125,7 +140,9 @@ def chat_message(w: World) -> TurnPlan:
     users: dict[str, str] = w.config["user_map"]
     name = w.rng.choice([n for n in users if users[n] != w.config["current_user"]])
     body = draw_value("messages", w.split, w.rng)
-    words = words_of(w.phrase([f"send {name} a message saying {body}", f"message {name} that {body}"],
+    words = words_of(w.phrase([f"send {name} a message saying {body}", f"message {name} that {body}",
+                               f"text {name} that {body}", f"tell {name} that {body}",
+                               f"write to {name} saying {body}", f"send a chat to {name} that {body}"],
                               [f"ping {name} on chat that {body}"]))
     moves = [Move(first_index(words, name), f"user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
              Move(len(words), f"send the message to {name}",
@@ -135,7 +152,9 @@ def chat_message(w: World) -> TurnPlan:
 
 def distance(w: World) -> TurnPlan:
     a, b = w.rng.choice(CITY_PAIRS[w.split])
-    words = words_of(w.phrase([f"how far is {a} from {b}", f"what's the distance between {a} and {b}"],
+    words = words_of(w.phrase([f"how far is {a} from {b}", f"what's the distance between {a} and {b}",
+                               f"how far apart are {a} and {b}", f"what's the distance from {a} to {b}",
+                               f"how long is the drive from {a} to {b}"],
                               [f"how many kilometers from {a} to {b}"]))
     moves = [Move(first_index(words, a), f"zipcode of {a}", ToolCall(1, "get_zipcode_based_on_city", {"city": a})),
              Move(first_index(words, b), f"zipcode of {b}", ToolCall(2, "get_zipcode_based_on_city", {"city": b})),
@@ -149,7 +168,9 @@ def doors(w: World) -> TurnPlan:
     verb = "unlock" if unlock else "lock"
     which = list(DOORS) if w.rng.random() < 0.5 else [w.rng.choice(DOORS)]
     spoken = "all the doors" if len(which) == 4 else f"the {which[0].replace('_', ' ')} door"
-    words = words_of(w.phrase([f"{verb} {spoken}", f"please {verb} {spoken}"], [f"can you {verb} {spoken} now"]))
+    words = words_of(w.phrase([f"{verb} {spoken}", f"please {verb} {spoken}", f"{verb} {spoken} for me",
+                               f"I need you to {verb} {spoken}", f"go ahead and {verb} {spoken}"],
+                              [f"can you {verb} {spoken} now"]))
     moves = [Move(len(words), f"{verb} {spoken}", ToolCall(1, "lockDoors", {"unlock": unlock, "door": which}))]
     return TurnPlan(words, moves, lambda r: f"Done, {spoken} {'are' if len(which) == 4 else 'is'} {verb}ed.",
                     kind="bfcl_doors")
@@ -159,7 +180,9 @@ def climate(w: World) -> TurnPlan:
     fahrenheit = w.rng.random() < 0.3
     t = w.rng.randrange(64, 78) if fahrenheit else w.rng.randrange(17, 27)
     unit = "fahrenheit" if fahrenheit else "celsius"
-    words = words_of(w.phrase([f"set the temperature to {t} degrees {unit}", f"make it {t} degrees {unit} in here"],
+    words = words_of(w.phrase([f"set the temperature to {t} degrees {unit}", f"make it {t} degrees {unit} in here",
+                               f"change the temperature to {t} degrees {unit}",
+                               f"adjust the climate to {t} degrees {unit}", f"set the AC to {t} degrees {unit}"],
                               [f"I want the car at {t} degrees {unit}"]))
     args: dict[str, Any] = {"temperature": t, "unit": unit}
     moves = [Move(len(words), f"climate to {t} {unit}", ToolCall(1, "adjustClimateControl", args))]

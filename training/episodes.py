@@ -244,7 +244,12 @@ def weather(b: Builder) -> TurnPlan:
     city = b.city()
     text = b.phrase([f"what's the weather in {city}", f"how is the weather in {city} today",
                      f"is it cold in {city} right now", f"tell me the weather for {city} please",
-                     f"what's it like outside in {city}"],
+                     f"what's it like outside in {city}", f"what's the temperature in {city}",
+                     f"is it raining in {city}", f"how hot is it in {city} today", f"get the weather for {city}",
+                     f"do I need a jacket in {city} today", f"what are the conditions in {city} right now",
+                     f"look up the weather in {city}", f"is it sunny in {city}",
+                     f"read me the weather report for {city}", f"can you tell me how cold it is in {city}",
+                     f"will I need an umbrella in {city}", f"check the temperature in {city} for me"],
                     [f"could you check the forecast for {city}", f"how warm is it in {city}"])
     words = words_of(disfluent(b.rng, text))
     at = first_index(words, city)
@@ -277,7 +282,9 @@ def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
 
 def two_cities(b: Builder) -> TurnPlan:
     c1, c2 = b.city(), b.city()
-    text = b.phrase([f"what's the weather in {c1} and in {c2}", f"compare the weather in {c1} and {c2}"],
+    text = b.phrase([f"what's the weather in {c1} and in {c2}", f"compare the weather in {c1} and {c2}",
+                     f"tell me the temperature in {c1} and then in {c2}", f"is it raining in {c1} or {c2}",
+                     f"weather for {c1} and {c2} please", f"how is the weather in {c1}, and what about {c2}"],
                     [f"is it warmer in {c1} or in {c2}"])
     words = words_of(disfluent(b.rng, text))
     moves = [Move(first_index(words, c1), f"{c1} first", ToolCall(1, "get_weather", {"city": c1})),
@@ -289,7 +296,10 @@ def contact(b: Builder) -> TurnPlan:
     c = b.contact()
     first = c["name"].split()[0]
     field_, label = b.rng.choice([("phone", "phone number"), ("email", "email address")])
-    text = b.phrase([f"what's {first}'s {label}", f"look up {first}'s {label}", f"find the {label} of {first}"],
+    text = b.phrase([f"what's {first}'s {label}", f"look up {first}'s {label}", f"find the {label} of {first}",
+                     f"what is the {label} for {first}", f"get me {first}'s {label}", f"I need {first}'s {label}",
+                     f"tell me {first}'s {label}", f"pull up the {label} for {first}",
+                     f"can you find {first}'s {label}", f"search my contacts for {first}'s {label}"],
                     [f"do you have {first}'s {label}"])
     words = words_of(text)
     moves = [Move(first_index(words, first), f"look up {first}", ToolCall(1, "lookup_contact", {"name": first}))]
@@ -308,8 +318,12 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
         text = f"{verb} {wrong}, no, {first}, that {body}"
     else:
         text = b.phrase([f"{verb} {first} that {body}", f"send {first} a message saying {body}",
-                         f"tell {first} {body}"] if not via else [f"email {first} that {body}",
-                                                                   f"send an email to {first} saying {body}"],
+                         f"tell {first} {body}", f"send a text to {first} saying {body}",
+                         f"shoot {first} a text that {body}", f"write to {first} that {body}",
+                         f"{verb} {first} saying {body}", f"can you {verb} {first} that {body}",
+                         f"send a message to {first} that {body}", f"tell {first} that {body}"]
+                        if not via else [f"email {first} that {body}", f"send an email to {first} saying {body}",
+                                         f"write {first} an email saying {body}", f"send {first} an email that {body}"],
                         [f"please let {first} know that {body}", f"drop {first} a note that {body}"])
     words = words_of(text)
     name_at = first_index(words, first)
@@ -333,7 +347,11 @@ def calendar(b: Builder) -> TurnPlan:
                "date": date, "time": f"{b.rng.randrange(8, 19):02d}:00"} for _ in range(b.rng.randrange(0, 3))]
     b.state.calendar += events
     text = b.phrase([f"what's on my calendar on {spoken}", f"do I have anything on {spoken}",
-                     f"what do I have planned for {spoken}"], [f"am I free on {spoken}"])
+                     f"what do I have planned for {spoken}", f"what's on my schedule for {spoken}",
+                     f"am I busy on {spoken}", f"any plans on {spoken}", f"check my calendar for {spoken}",
+                     f"show me my agenda for {spoken}", f"what meetings do I have on {spoken}",
+                     f"read me my appointments on {spoken}", f"what's happening on {spoken}"],
+                    [f"am I free on {spoken}"])
     words = words_of(text)
     moves = [Move(len(words), f"read the calendar for {date}", ToolCall(1, "read_calendar", {"date": date}))]
 
@@ -351,7 +369,14 @@ def event(b: Builder) -> TurnPlan:
     title = b.rng.choice(b.pools.titles).format(name=b.pick("first_names"))
     text = b.phrase([f"add {title} on {spoken_date} at {spoken_time}",
                      f"put {title} on my calendar for {spoken_date} at {spoken_time}",
-                     f"schedule {title} at {spoken_time} on {spoken_date}"],
+                     f"schedule {title} at {spoken_time} on {spoken_date}",
+                     f"create an event {title} on {spoken_date} at {spoken_time}",
+                     f"set up {title} for {spoken_date} at {spoken_time}",
+                     f"add an event called {title} for {spoken_date} at {spoken_time}",
+                     f"pencil in {title} on {spoken_date} at {spoken_time}",
+                     f"make an appointment for {title} on {spoken_date} at {spoken_time}",
+                     f"I have {title} on {spoken_date} at {spoken_time}, add it to my calendar",
+                     f"new calendar event, {title}, {spoken_date} at {spoken_time}"],
                     [f"book {title} for {spoken_date} at {spoken_time}"])
     words = words_of(text)
     moves = [Move(len(words), f"create {title} on {date} at {time}",
@@ -365,7 +390,10 @@ def timer(b: Builder) -> TurnPlan:
     label = b.pick("labels")
     unit = "minute" if n == 1 else "minutes"
     text = b.phrase([f"set a timer for {spoken} {unit} for {label}", f"remind me in {spoken} {unit} about {label}",
-                     f"start a {spoken} {unit} timer for {label}"], [f"give me {spoken} {unit} for {label}"])
+                     f"start a {spoken} {unit} timer for {label}", f"{spoken} {unit} timer for {label} please",
+                     f"count down {spoken} {unit} for {label}", f"alert me in {spoken} {unit} about {label}",
+                     f"in {spoken} {unit} remind me about {label}", f"set an alarm in {spoken} {unit} for {label}",
+                     f"can you time {spoken} {unit} for {label}"], [f"give me {spoken} {unit} for {label}"])
     words = words_of(text)
     moves = [Move(len(words), f"a {n} minute timer for {label}",
                   ToolCall(1, "set_timer", {"minutes": n, "label": label}))]
@@ -389,7 +417,9 @@ def weather_then_message(b: Builder) -> TurnPlan:
     first = c["name"].split()[0]
     body = b.pick("messages")
     text = b.phrase([f"check the weather in {city} and text {first} that {body}",
-                     f"what's the weather in {city}, and tell {first} {body}"],
+                     f"what's the weather in {city}, and tell {first} {body}",
+                     f"look up the temperature in {city} then message {first} saying {body}",
+                     f"get the weather for {city} and send {first} a text that {body}"],
                     [f"how is {city} looking today, and message {first} that {body}"])
     words = words_of(disfluent(b.rng, text, 0.1))
     lookup = Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city}))
@@ -417,10 +447,15 @@ def changed_mind(b: Builder) -> TurnPlan:
     city = b.city()
     spoken, n = b.minutes()
     label = b.pick("labels")
-    text = f"what's the weather in {city}, actually never mind, set a timer for {spoken} minutes for {label}"
+    # (The held-out wording draws nothing, so that the held-out set does not move with these lists.)
+    ask, withdraw = ((b.rng.choice(["what's the weather in", "is it raining in", "check the temperature in"]),
+                      b.rng.choice(["actually never mind", "wait, forget that", "no, scratch that",
+                                    "actually cancel that"])) if b.split == "train"
+                     else ("what's the weather in", "actually never mind"))
+    text = f"{ask} {city}, {withdraw}, set a timer for {spoken} minutes for {label}"
     words = words_of(text)
     moves = [Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city})),
-             Move(first_index(words, "never mind"), "they do not want the weather any more: remove call 1", Remove(1)),
+             Move(first_index(words, withdraw), "they do not want the weather any more: remove call 1", Remove(1)),
              Move(len(words), f"a {n} minute timer", ToolCall(2, "set_timer", {"minutes": n, "label": label}))]
     b.expected["timers"].append({"minutes": n, "label": label})
     return TurnPlan(words, moves, lambda r: f"Okay, a {n} minute timer for {label} is running.", kind="changed_mind")

@@ -143,6 +143,25 @@ def test_heldout_names_places_and_wording_never_occur_in_training(train):
     assert not [h for h in held_bfcl if re.search(rf"\b{re.escape(h)}\b", train_text)]
 
 
+# The words that mark each held-out phrasing ("could you check the forecast for ..."): training says the
+# same requests in other words only.
+HELDOUT_WORDING = ("forecast", "how warm", "warmer", "am I free", "do you have", "know that", "a note", "looking today",
+                   "look at", "^book", "give me", "make together", "away from", "product", "ways", "out of",
+                   "shares for me", "I'd like to", "keep an eye", "on chat", "kilometers", "I want the car")
+
+
+def test_heldout_phrasings_never_occur_in_training(train):
+    def requests(samples):
+        return [m.group(1) for x in samples for m in re.finditer(r"<final_query_update>([^<]*)</final", text_of(x))]
+
+    def saying(word, said):
+        return [r for r in said if re.search(rf"\b{word}\b", r)]
+
+    heldout = requests(generate("heldout", 80, seed=11)[0])
+    assert [w for w in HELDOUT_WORDING if not saying(w, heldout)] == []  # each marks a phrasing really drawn
+    assert [(w, saying(w, requests(train))) for w in HELDOUT_WORDING if saying(w, requests(train))] == []
+
+
 def test_names_places_and_messages_are_rarely_repeated_and_never_cross_the_split(train):
     """Values come mostly from open-ended spaces, so the model must copy them, not memorise them."""
     rng = random.Random(5)
