@@ -28,19 +28,22 @@ from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
 from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
-from agent.tools import Catalog, ToolBox
+from agent.tools import Catalog, ToolBox, references
 from agent.worker import AgentConfig, AgentSession, Turn
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from training.bfcl_episodes import bfcl_episode
 from training.episodes import Episode, Results, Split, TurnPlan, episode
 
-_ISSUED = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+# A call the worker refused (an error block follows it) did not happen: only the others count.
+_ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
+_REFUSED = re.compile(r"</tool_call>\s*<error>")
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 # No think before the final update opens with a word that a think after it opens with ("the", "not",
 # "wait"): run 6's model, having written "partial: the user is still talking" word after word, copied
 # it after "final: the" too.
 WAITS = ("listening", "still listening", "keep listening", "hearing more", "more to come")
 LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
+SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
 
 
 @dataclass
@@ -65,12 +68,15 @@ class Sample:
 class Teacher:
     """Decides each step from what the model has seen so far (the turn's trace), following the plan."""
 
-    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, safe: frozenset[str]) -> None:
-        self.rng, self.safe = rng, safe
+    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, safe: frozenset[str],
+                 tools: frozenset[str]) -> None:
+        self.rng, self.safe, self.tools = rng, safe, tools
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
         self.turn: Turn | None = None
         self.plan: TurnPlan | None = None
         self.speculate = True
+        self.slip = False
+        self.slips: list[str] = []  # the texts of wrong steps, masked from the loss
 
     def start(self, turn: Turn, plan: TurnPlan) -> None:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
@@ -80,6 +86,7 @@ class Teacher:
         ids = [m.action.id for m in plan.moves]
         revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
         self.speculate = revises or self.rng.random() >= LATE_SHARE
+        self.slip = self.rng.random() < SLIP_SHARE
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
@@ -96,6 +103,11 @@ class Teacher:
                      and not self._changes_state(move.action))
             due = final or early
             if due and all(n in results for n in move.needs):
+                wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
+                if wrong is not None:
+                    reply = self._reply(final, move.think, wrong)
+                    self.slips.append(str(reply.text).strip())
+                    return reply
                 return self._reply(final, move.think, move.action)
         elif final and self._all_results_in(trace, results):
             return self._reply(final, self.rng.choice(("answer now", "all results are in", "tell the user")),
@@ -104,6 +116,23 @@ class Teacher:
             return self._reply(final, self.rng.choice(("results pending", "calls still running")),
                                Pause())
         return self._reply(final, self.rng.choice(WAITS), Pause())
+
+    def _wrong(self, action: ToolCall | Remove, trace: str) -> ToolCall | None:
+        """A call the worker refuses, as a small model gets one wrong: the chain's next call before the
+        one it needs, or a tool name that does not exist. The error and the right call follow, so the
+        model learns to read the error and recover instead of repeating itself."""
+        assert self.plan is not None
+        if not isinstance(action, ToolCall):
+            return None
+        issued = {json.loads(body)["id"] for body in _ISSUED.findall(trace) if not body.strip().startswith("REMOVE")}
+        later = [m.action for m in self.plan.moves if isinstance(m.action, ToolCall) and m.action.id > action.id
+                 and action.id in references(m.action.arguments) and not references(m.action.arguments) & issued]
+        if later:
+            return later[0]
+        names = {action.name.removeprefix("get_"), "get_" + action.name.removeprefix("get_") + "_info",
+                 action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
+        names -= self.tools
+        return ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments) if names else None
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe
@@ -189,7 +218,8 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
                       ) -> tuple[Sample | None, str | None]:
     """Run one episode through the worker; the sample, or None and why it was rejected."""
     c = Conditions.sample(rng)
-    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s, frozenset(t.name for t in ep.catalog.tools if t.safe))
+    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s, frozenset(t.name for t in ep.catalog.tools if t.safe),
+                      frozenset(t.name for t in ep.catalog.tools))
     fake = ScriptedLLM(teacher)
     llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(fake))
     box = ToolBox(catalog_for(ep), latency_s=c.latency, seed=rng.randrange(1 << 30))
@@ -208,14 +238,15 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
             if done.status != TurnStatus.COMPLETED:
                 return None, f"turn {index}: {done.status} {done.error}"
             marks = done.ledger["marks"]
-            if any(m["kind"] == "protocol_error" for m in marks):
+            refused = len(_REFUSED.findall(turn.trace))
+            if sum(m["kind"] == "protocol_error" for m in marks) != refused or refused > teacher.slip:
                 return None, f"turn {index}: protocol error"
             final_at = next(m["t"] for m in marks if m["kind"] == FINAL)
             early = [m for m in marks if m["kind"] == TOOL and m["event"] in ("issued", "started")
                      and not m["safe"] and m["t"] < final_at]
             if early:
                 return None, f"turn {index}: {early[0]['name']} {early[0]['event']} before the final update"
-            spans += turn.spans
+            spans += [(text, own and text.strip() not in teacher.slips) for text, own in turn.spans]
     finally:
         await llm.aclose()
     effects = ep.effects(ep.state)
