@@ -97,7 +97,8 @@ def stock_price(w: World) -> TurnPlan:
     words = words_of(w.phrase([f"how is {company} stock doing", f"what's the price of {company} stock today",
                                f"get me a quote for {company}",
                                f"what's {company} trading at", f"show me the {company} stock price",
-                               f"look up {company} stock", f"how much is {company} stock worth"],
+                               f"look up {company} stock", f"how much is {company} stock worth",
+                               f"how are {company} shares doing", f"what are {company} shares at"],
                               [f"check {company} shares for me"]))
     at = first_index(words, company)
     moves = [Move(at, f"symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
