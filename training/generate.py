@@ -19,6 +19,7 @@ import asyncio
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
 from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
-from agent.tools import Catalog, ToolBox, references
+from agent.tools import Catalog, Tool, ToolBox, references
 from agent.worker import AgentConfig, AgentSession, Turn
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from training.bfcl_episodes import bfcl_episode
@@ -68,9 +69,10 @@ class Sample:
 class Teacher:
     """Decides each step from what the model has seen so far (the turn's trace), following the plan."""
 
-    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, safe: frozenset[str],
-                 tools: frozenset[str]) -> None:
-        self.rng, self.safe, self.tools = rng, safe, tools
+    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, tools: Sequence[Tool]) -> None:
+        self.rng = rng
+        self.tools = frozenset(t.name for t in tools)
+        self.safe = frozenset(t.name for t in tools if t.safe)
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
         self.turn: Turn | None = None
         self.plan: TurnPlan | None = None
@@ -124,9 +126,9 @@ class Teacher:
         assert self.plan is not None
         if not isinstance(action, ToolCall):
             return None
-        issued = {json.loads(body)["id"] for body in _ISSUED.findall(trace) if not body.strip().startswith("REMOVE")}
+        live = self._live(trace)
         later = [m.action for m in self.plan.moves if isinstance(m.action, ToolCall) and m.action.id > action.id
-                 and action.id in references(m.action.arguments) and not references(m.action.arguments) & issued]
+                 and action.id in references(m.action.arguments) and not references(m.action.arguments) & live.keys()]
         if later:
             return later[0]
         names = {action.name.removeprefix("get_"), "get_" + action.name.removeprefix("get_") + "_info",
@@ -142,8 +144,8 @@ class Teacher:
         return {int(i): json.loads(body) for i, body in _RESULT.findall(trace)}
 
     @staticmethod
-    def _all_results_in(trace: str, results: Results) -> bool:
-        """Every live call's latest version has its result after it in the trace."""
+    def _live(trace: str) -> dict[int, int]:
+        """The live calls (issued, not removed), each with where its latest version ends in the trace."""
         last_issue: dict[int, int] = {}
         for m in _ISSUED.finditer(trace):
             body = m.group(1).strip()
@@ -151,8 +153,13 @@ class Teacher:
                 last_issue.pop(int(body.split()[1]), None)
             else:
                 last_issue[json.loads(body)["id"]] = m.end()
+        return last_issue
+
+    @classmethod
+    def _all_results_in(cls, trace: str, results: Results) -> bool:
+        """Every live call's latest version has its result after it in the trace."""
         return all(any(int(r.group(1)) == i and r.start() > at for r in _RESULT.finditer(trace))
-                   for i, at in last_issue.items())
+                   for i, at in cls._live(trace).items())
 
     def _reply(self, final: bool, think: str, action: Any) -> Reply:
         # Every think opens with the update it answers ("partial:" or "final:", copied from the last
@@ -218,8 +225,7 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
                       ) -> tuple[Sample | None, str | None]:
     """Run one episode through the worker; the sample, or None and why it was rejected."""
     c = Conditions.sample(rng)
-    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s, frozenset(t.name for t in ep.catalog.tools if t.safe),
-                      frozenset(t.name for t in ep.catalog.tools))
+    teacher = Teacher(rng, c.first_token_s, c.tokens_per_s, ep.catalog.tools)
     fake = ScriptedLLM(teacher)
     llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(fake))
     box = ToolBox(catalog_for(ep), latency_s=c.latency, seed=rng.randrange(1 << 30))
