@@ -296,10 +296,7 @@ def _merge(spans: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     return out
 
 
-BFCL_SHARE = 0.25  # held-out episodes on BFCL's tool schemas; the rest on the demo catalog
-# More BFCL in training than in the held-out draw: its classes split a quarter four ways, and run 8 got
-# 1 of 13 held-out BFCL turns right (the held-out draw keeps 0.25, so that runs stay comparable).
-TRAIN_BFCL_SHARE = 0.35
+BFCL_SHARE = 0.25  # episodes on BFCL's tool schemas; the rest on the demo catalog
 
 
 def draw(split: Split, rng: random.Random, bfcl_share: float = BFCL_SHARE) -> Episode:
@@ -315,7 +312,7 @@ def generate(split: Split, count: int, seed: int, style: PromptStyle = "trained"
     attempts = 0
     while len(samples) < count and attempts < count * 3:
         attempts += 1
-        ep = draw(split, rng, TRAIN_BFCL_SHARE if split == "train" else BFCL_SHARE)
+        ep = draw(split, rng)
         sample, why = run_virtual(run_episode(ep, rng, f"{split}-{seed}-{attempts}", style))
         if sample is None:
             reason = (why or "?").split(":")[-1].strip()[:60]

@@ -9,7 +9,7 @@ from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
 from training import values
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
-from training.episodes import HELDOUT_ONLY, KINDS, POOLS, draw_value, episode
+from training.episodes import HELDOUT_ONLY, KINDS, POOLS, TRAIN_ONLY, draw_value, episode
 from training.generate import draw, generate, run_episode
 
 
@@ -39,6 +39,15 @@ def test_every_trajectory_replays_cleanly_through_the_tool_graph(train):
     assert {k for s in train + heldout for k in s.kind.split("+") if k.startswith("bfcl_")} == BFCL_KINDS
     rng = random.Random(0)
     assert all(any(k in episode("heldout", rng).kind for _ in range(200)) for k in HELDOUT_ONLY)
+    assert not any(k in episode("heldout", rng).kind for _ in range(300) for k in TRAIN_ONLY)
+
+
+def test_a_lookup_that_finds_nothing_is_answered_as_such(train):
+    """The error in the tool result is what the answer tells, not a made-up temperature or contact."""
+    errors = re.compile(r"""\{"error": "no (?:weather data for|contact named) '([^']+)'"\}</tool_result>.*?"""
+                        r"<answer>([^<]*)</answer>", re.S)
+    found = [m.groups() for s in train if "not_found" in s.kind for m in errors.finditer(text_of(s))]
+    assert found and all(name in answer and "degrees" not in answer for name, answer in found)
 
 
 def test_a_trajectory_whose_side_effects_differ_from_the_plan_is_rejected():
