@@ -187,15 +187,18 @@ def train(args: argparse.Namespace) -> int:
                     mask[row, head_ids.shape[1]: head_ids.shape[1] + len(e.ids)] = 1
                 cache = DynamicCache([(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
                                       for k, v in kv], config=model.config)
+                # Position t predicts token t + 1; the head's last token predicts the first one, which is
+                # always injected (a query update), so nothing is lost by starting at the second. Only the
+                # positions that predict a trained token (in any row) go through the 49k-wide output layer.
+                targets, target_weights = labels[:, 1:], weights[:, 1:]
+                keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
                 with torch.autocast(args.device, dtype=torch.bfloat16, enabled=bf16):
                     logits = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
-                                   past_key_values=cache, use_cache=False).logits
-                # Position t predicts token t + 1; the head's last token predicts the first one, which is
-                # always injected (a query update), so nothing is lost by starting at the second.
+                                   past_key_values=cache, use_cache=False, logits_to_keep=keep.to(args.device)).logits
                 losses = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(args.device),
+                    logits.float().reshape(-1, logits.shape[-1]), targets[:, keep].reshape(-1).to(args.device),
                     ignore_index=IGNORE, reduction="none")
-                loss = (losses * weights[:, 1:].reshape(-1).to(args.device)).sum() / max(weight_sum, 1.0)
+                loss = (losses * target_weights[:, keep].reshape(-1).to(args.device)).sum() / max(weight_sum, 1.0)
                 loss.backward()
                 loss_sum += float(loss.detach())
                 tokens += int(mask.sum())
