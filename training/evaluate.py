@@ -160,6 +160,12 @@ async def evaluate(settings: Settings, episodes: list[Episode], wpm: float, log_
     return scores
 
 
+def heldout_set(count: int, seed: int = 2026, bfcl_share: float = BFCL_SHARE) -> list[Episode]:
+    """The held-out episodes runs are compared on (40 at seed 2026 since run 7)."""
+    rng = random.Random(seed)
+    return [draw("heldout", rng, bfcl_share) for _ in range(count)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=20)
@@ -171,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/train-eval"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(args.seed)
-    episodes = [draw("heldout", rng, args.bfcl_share) for _ in range(args.episodes)]
+    episodes = heldout_set(args.episodes, args.seed, args.bfcl_share)
     report: dict[str, Any] = {}
     for model in args.models.split(","):
         for decoding in args.decoding.split(","):

@@ -111,7 +111,7 @@ class Teacher:
                     self.slips.append(str(reply.text).strip())
                     return reply
                 return self._reply(final, move.think, move.action)
-        elif final and self._all_results_in(trace, results):
+        elif final and self._all_results_in(trace):
             return self._reply(final, self.rng.choice(("answer now", "all results are in", "tell the user")),
                                Answer(self.plan.answer(results)))
         if final:
@@ -156,7 +156,7 @@ class Teacher:
         return last_issue
 
     @classmethod
-    def _all_results_in(cls, trace: str, results: Results) -> bool:
+    def _all_results_in(cls, trace: str) -> bool:
         """Every live call's latest version has its result after it in the trace."""
         return all(any(int(r.group(1)) == i and r.start() > at for r in _RESULT.finditer(trace))
                    for i, at in cls._live(trace).items())
