@@ -34,7 +34,7 @@ from agent.worker import AgentSession, Turn
 from configs.settings import Settings
 from evals.demo_suite import normalize
 from evals.simulated_user import SimulatedUser
-from training.episodes import Episode, TurnPlan
+from training.episodes import Episode, Split, TurnPlan
 from training.generate import BFCL_SHARE, catalog_for, draw
 
 STALL_S = 240.0  # a turn takes 10-30 s here
@@ -160,10 +160,12 @@ async def evaluate(settings: Settings, episodes: list[Episode], wpm: float, log_
     return scores
 
 
-def heldout_set(count: int, seed: int = 2026, bfcl_share: float = BFCL_SHARE) -> list[Episode]:
-    """The held-out episodes runs are compared on (40 at seed 2026 since run 7)."""
+def episode_set(count: int, seed: int = 2026, bfcl_share: float = BFCL_SHARE, split: Split = "heldout"
+                ) -> list[Episode]:
+    """The held-out episodes runs are compared on (40 at seed 2026 since run 7). The training split, drawn
+    afresh, tells how well a model fits what it was trained on, apart from wordings it never saw."""
     rng = random.Random(seed)
-    return [draw("heldout", rng, bfcl_share) for _ in range(count)]
+    return [draw(split, rng, bfcl_share) for _ in range(count)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--wpm", type=float, default=150.0)
     parser.add_argument("--bfcl-share", type=float, default=BFCL_SHARE, help="episodes on BFCL's tool schemas")
+    parser.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                        help="train: fresh episodes of the training distribution (a diagnostic, not the score)")
     parser.add_argument("--models", default="untrained,trained")
     parser.add_argument("--decoding", default="unconstrained,constrained")
     parser.add_argument("--out", type=Path, default=Path("runs/train-eval"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    episodes = heldout_set(args.episodes, args.seed, args.bfcl_share)
+    episodes = episode_set(args.episodes, args.seed, args.bfcl_share, args.split)
     report: dict[str, Any] = {}
     for model in args.models.split(","):
         for decoding in args.decoding.split(","):

@@ -11,7 +11,7 @@ from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remo
 from training import values
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import HELDOUT_ONLY, KINDS, POOLS, TRAIN_ONLY, draw_value, episode
-from training.evaluate import heldout_set
+from training.evaluate import episode_set
 from training.generate import draw, generate, run_episode
 
 
@@ -47,7 +47,7 @@ def test_every_trajectory_replays_cleanly_through_the_tool_graph(train):
 def test_the_heldout_set_runs_are_compared_on_does_not_move():
     """Training-only changes (wordings, kinds, mix) must leave the 40 held-out episodes of runs 7-10 as
     they were; a deliberate change of the held-out set updates this digest and restarts the comparison."""
-    text = "\n".join(e.kind + " | " + " / ".join(" ".join(t.words) for t in e.turns) for e in heldout_set(40))
+    text = "\n".join(e.kind + " | " + " / ".join(" ".join(t.words) for t in e.turns) for e in episode_set(40))
     assert hashlib.sha256(text.encode()).hexdigest()[:16] == "e2bf5193c3d582c0"
 
 
