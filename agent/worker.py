@@ -134,7 +134,7 @@ class AgentSession:
         self.toolbox = toolbox
         self.config = config or AgentConfig()
         self.clock = clock or LoopClock()
-        self.history: list[str] = []  # one trace per finished turn
+        self.history: list[str] = []  # one recap per finished turn (Turn.recap)
         self._ids = itertools.count(1)
 
     def new_turn(self, turn_id: str | None = None) -> Turn:
@@ -203,6 +203,23 @@ class Turn:
         """This turn's part of the assistant message."""
         return "".join(text for text, _ in self.spans)
 
+    def recap(self) -> str:
+        """What later turns see of this one: what was heard, the calls as they finally stood with their
+        results, and what was said. Thinks, pauses, partial updates, withdrawn guesses and errors stay
+        out: a small model copies the last turn's think and call into the next turn when they are there,
+        and the shorter history is a shorter prompt."""
+        heard = FinalUpdate(self.final_text) if self.final else PartialUpdate(self.heard)
+        parts = [format_element(heard)] if self.final_text or self.heard else []
+        for call in sorted(self.graph.calls.values() if self.graph else [], key=lambda c: c.id):
+            ran = call.state in (CallState.DONE, CallState.FAILED)
+            if ran or (call.released and call.state != CallState.CANCELLED):  # committed, still running
+                parts.append(format_element(ToolCall(call.id, call.name, call.arguments)))
+            if ran and call.result is not None:
+                parts.append(format_element(ToolResult(call.id, call.result)))
+        if self.answer:
+            parts.append(format_element(Answer(self.answer)))
+        return "".join(parts)
+
     # -- the caller's side --------------------------------------------------------------------------
 
     def push(self, update: TranscriptUpdate) -> None:
@@ -239,7 +256,7 @@ class Turn:
                         self.graph.shutdown()
         finally:
             self.ledger.mark(TURN_END, status=str(status))
-            self.session.history.append(self.trace)
+            self.session.history.append(self.recap())
             done = TurnDone(self.id, status, answer, self.ledger.to_dict(), error)
             self._events.put_nowait(done)
             self._events.put_nowait(None)

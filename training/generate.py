@@ -222,8 +222,9 @@ def catalog_for(ep: Episode) -> Catalog:
 
 
 async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: PromptStyle = "trained"
-                      ) -> tuple[Sample | None, str | None]:
-    """Run one episode through the worker; the sample, or None and why it was rejected."""
+                      ) -> tuple[list[Sample] | None, str | None]:
+    """Run one episode through the worker: a sample per turn (earlier turns appear in it as the worker
+    recaps them, not trained on), or None and why the episode was rejected."""
     c = Conditions.sample(rng)
     teacher = Teacher(rng, c.first_token_s, c.tokens_per_s, ep.catalog.tools)
     fake = ScriptedLLM(teacher)
@@ -232,9 +233,12 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
     config = AgentConfig(mode="speculative", partial_updates=c.partial_updates, prompt=style,
                          max_steps_after_final=12, history_chars=20_000)
     session = AgentSession(llm, box, config)
-    spans: list[tuple[str, bool]] = []
+    turns: list[list[tuple[str, bool]]] = []
+    requests: list[list[str]] = []
     try:
         for index, plan in enumerate(ep.turns):
+            seen = len(fake.requests)
+            history = session.history_text()
             turn = session.new_turn()
             teacher.start(turn, plan)
             async with asyncio.TaskGroup() as tg:
@@ -252,16 +256,19 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
                      and not m["safe"] and m["t"] < final_at]
             if early:
                 return None, f"turn {index}: {early[0]['name']} {early[0]['event']} before the final update"
-            spans += [(text, own and text.strip() not in teacher.slips) for text, own in turn.spans]
+            turns.append([(history, False)] + [(text, own and text.strip() not in teacher.slips)
+                                               for text, own in turn.spans])
+            requests.append([r.prefix for r in fake.requests[seen:]])
     finally:
         await llm.aclose()
     effects = ep.effects(ep.state)
     if effects != ep.expected:
         return None, f"side effects {effects} != {ep.expected}"
     system = fake.requests[0].body["messages"][0]["content"]  # the system prompt exactly as the worker sent it
-    requests = [r.prefix for r in fake.requests]
-    meta = {"conditions": c.__dict__, "turns": [" ".join(t.words) for t in ep.turns]}
-    return Sample(sample_id, ep.kind, ep.split, system, _merge(_thin_pauses(spans, rng)), requests, meta), None
+    said = [" ".join(t.words) for t in ep.turns]
+    return [Sample(f"{sample_id}-{i}", ep.turns[i].kind, ep.split, system, _merge(_thin_pauses(spans, rng)),
+                   requests[i], {"conditions": c.__dict__, "turns": said, "turn": i, "history_chars": len(spans[0][0])})
+            for i, spans in enumerate(turns)], None
 
 
 _PAUSE_STEP = re.compile(r"<think>[^<]*</think>\n<pause/>")
@@ -305,18 +312,20 @@ def draw(split: Split, rng: random.Random, bfcl_share: float = BFCL_SHARE) -> Ep
 
 def generate(split: Split, count: int, seed: int, style: PromptStyle = "trained"
              ) -> tuple[list[Sample], dict[str, int]]:
-    """`count` valid samples of a split, and why the rejected ones were rejected."""
+    """The samples of `count` valid episodes of a split (one per turn), and why the rejected episodes
+    were rejected."""
     rng = random.Random(f"{split}:{seed}")
     samples: list[Sample] = []
     rejected: dict[str, int] = {}
-    attempts = 0
-    while len(samples) < count and attempts < count * 3:
+    attempts = episodes = 0
+    while episodes < count and attempts < count * 3:
         attempts += 1
         ep = draw(split, rng)
-        sample, why = run_virtual(run_episode(ep, rng, f"{split}-{seed}-{attempts}", style))
-        if sample is None:
+        made, why = run_virtual(run_episode(ep, rng, f"{split}-{seed}-{attempts}", style))
+        if made is None:
             reason = (why or "?").split(":")[-1].strip()[:60]
             rejected[reason] = rejected.get(reason, 0) + 1
         else:
-            samples.append(sample)
+            samples += made
+            episodes += 1
     return samples, rejected

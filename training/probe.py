@@ -44,8 +44,9 @@ def main() -> int:
     for line in args.samples.read_text().splitlines():
         row = json.loads(line)
         spans: list[tuple[str, bool]] = row["spans"]
+        recap = row["meta"].get("history_chars", 0)  # earlier turns, whose final updates it answered already
         at = next((i for i, (text, own) in enumerate(spans[:-1])
-                   if not own and "<final_query_update>" in text and spans[i + 1][1]), None)
+                   if not own and "<final_query_update>" in text[recap if i == 0 else 0:] and spans[i + 1][1]), None)
         if at is None:
             continue
         ids = tok(render(tok, row["system"], "".join(t for t, _ in spans[: at + 1])), add_special_tokens=False,

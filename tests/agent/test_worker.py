@@ -361,6 +361,56 @@ def test_history_carries_previous_turns():
     assert json.loads(json.dumps(h.requests[-1].body))["messages"][0]["role"] == "system"
 
 
+def test_later_turns_see_a_recap_of_earlier_ones():
+    """What was heard, the calls as they finally stood with their results, and the answer; not the
+    thinks, pauses, partial updates or the withdrawn guess, which a small model copies into the next turn."""
+    def policy(rec: Recorded) -> Reply:
+        if "thanks" in rec.prefix:
+            return Reply(step("done", Answer("You're welcome.")))
+        if "<tool_call>" not in rec.prefix:
+            return Reply(step("text john", ToolCall(1, "lookup_contact", {"name": "John"})))
+        if "no, Mary" in rec.prefix and '"Mary"' not in rec.prefix:
+            return Reply(step("mary, not john", ToolCall(1, "lookup_contact", {"name": "Mary"})))
+        if "<final_query_update>" in rec.prefix and "<tool_result" in rec.prefix:
+            return Reply(step("got it", Answer("Mary's number is +1 212 555 0178.")))
+        return Reply(step("wait", Pause()))
+
+    h = harness(policy, latency=(1.0, 1.0))
+    said = "what is John's no, Mary's number"
+    run_virtual(h.turn([(0, partial("what is John's")), (0.5, partial(said)), (0.9, final(said))]))
+    assert "<think>" in h.requests[-1].prefix
+    run_virtual(h.turn([(0, final("thanks"))]))
+    mary = json.dumps(h.session.toolbox.state.contacts["mary"])
+    assert h.requests[-1].prefix == (
+        f"<final_query_update>{said}</final_query_update>\n"
+        '<tool_call>{"id": 1, "name": "lookup_contact", "arguments": {"name": "Mary"}}</tool_call>\n'
+        f'<tool_result id="1">{mary}</tool_result>\n'
+        "<answer>Mary's number is +1 212 555 0178.</answer>\n"
+        "<final_query_update>thanks</final_query_update>\n")
+
+
+def test_a_cancelled_turn_is_recapped_with_what_was_heard_and_ran():
+    def policy(rec: Recorded) -> Reply:
+        if "<tool_call>" not in rec.prefix:
+            return Reply(step("weather in paris", ToolCall(1, "get_weather", {"city": "Paris"})))
+        return Reply(step("wait", Pause()))
+
+    h = harness(policy, latency=(0.2, 0.2))
+
+    async def main():
+        turn = h.session.new_turn()
+        turn.push(partial("weather in Paris and"))
+        runner = asyncio.create_task(turn.run())
+        await asyncio.sleep(1.0)
+        turn.cancel()
+        await runner
+        return turn.recap()
+
+    recap = run_virtual(main())
+    assert recap.startswith("<partial_query_update>weather in Paris and</partial_query_update>\n<tool_call>")
+    assert '<tool_result id="1">{"city": "Paris"' in recap and "<answer>" not in recap
+
+
 def test_final_transcript_marks_the_ledger():
     h = harness(lambda rec: Reply(step("ok", Answer("Yes."))))
     done = run_virtual(h.turn([(0, partial("is it")), (0.7, final("is it on"))]))

@@ -27,14 +27,22 @@ BFCL_KINDS = {"bfcl_math", "bfcl_stock", "bfcl_order", "bfcl_watch", "bfcl_messa
 INJECTED = re.compile(r'(<(partial_query_update|final_query_update|error)>[^<]*</\2>|<tool_result id="\d+">[^<]*'
                       r'</tool_result>|<tool_cancelled id="\d+"/>)\n')
 
+# What a later turn sees of an earlier one: what was heard, calls with their results, what was said.
+RECAP = re.compile(r'(<final_query_update>[^<]*</final_query_update>\n(<tool_call>[^\n]*</tool_call>\n'
+                   r'(<tool_result id="\d+">[^<]*</tool_result>\n)?)*<answer>[^<]*</answer>\n)*')
+
 
 def text_of(sample):
     return "".join(text for text, _ in sample.spans)
 
 
+def episodes_of(samples):
+    return {s.id.rsplit("-", 1)[0] for s in samples}
+
+
 def test_every_trajectory_replays_cleanly_through_the_tool_graph(train):
     heldout, rejected = generate("heldout", 80, seed=11)
-    assert len(train) == 160 and len(heldout) == 80 and not rejected
+    assert len(episodes_of(train)) == 160 and len(episodes_of(heldout)) == 80 and not rejected
     kinds = {k for s in train for k in s.kind.split("+")}
     assert {k for k in kinds if not k.startswith("bfcl_")} == set(KINDS) - set(HELDOUT_ONLY)
     # A quarter of the episodes are BFCL's, of eight kinds: counted over both splits.
@@ -84,8 +92,8 @@ def test_bfcl_episodes_run_on_bfcls_backends_and_are_checked_by_their_state():
     assert ep.catalog.tools and all(t.description and "Tool description" not in t.description for t in ep.catalog.tools)
     ok, why = run_virtual(run_episode(ep, random.Random(1), "ok"))
     assert ok is not None, why
-    text = text_of(ok)
-    assert '"name": "place_order"' in text and text.rstrip().endswith("</answer>")
+    assert any('"name": "place_order"' in text_of(s) for s in ok)
+    assert all(text_of(s).rstrip().endswith("</answer>") for s in ok)
     ep = order_episode()
     ep.expected["TradingBot"]["order_counter"] += 1  # as if one more order had been placed
     sample, why = run_virtual(run_episode(ep, random.Random(1), "bad"))
@@ -94,13 +102,18 @@ def test_bfcl_episodes_run_on_bfcls_backends_and_are_checked_by_their_state():
 
 def test_the_training_text_is_what_the_worker_sent_the_model(train):
     """Each request's assistant prefix is a prefix of the sample; model spans are think + action
-    elements and nothing else; every other span is injected blocks (and interruption markers)."""
+    elements and nothing else; every other span is injected blocks (and interruption markers), after
+    the recap of earlier turns that opens a later turn's sample."""
     for sample in train:
         text = text_of(sample)
         assert sample.requests and all(text.startswith(r) for r in sample.requests)
-        for i, (span, own) in enumerate(sample.spans):
+        recap = sample.spans[0][0][:sample.meta["history_chars"]]
+        assert not sample.spans[0][1] and RECAP.fullmatch(recap), recap
+        assert (recap == "") == (sample.meta["turn"] == 0)
+        spans = [(sample.spans[0][0][len(recap):], False), *sample.spans[1:]]
+        for i, (span, own) in enumerate(spans):
             if own:
-                cut = i + 1 < len(sample.spans) and sample.spans[i + 1][0].lstrip().startswith("</think_interrupted>")
+                cut = i + 1 < len(spans) and spans[i + 1][0].lstrip().startswith("</think_interrupted>")
                 parser = ActionParser()
                 events = parser.feed(span + ("</think>" if cut else "") + "\n") + parser.finish()
                 assert not [e for e in events if isinstance(e, ParseError)], span
