@@ -19,7 +19,7 @@ from training.generate import generate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--episodes", type=int, default=1000, help="training trajectories to generate")
+    parser.add_argument("--episodes", type=int, default=1000, help="training episodes (1-3 turns) to generate")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=8)
@@ -42,7 +42,8 @@ def command(args: argparse.Namespace) -> int:
     samples, rejected = generate("train", args.episodes, args.seed, "trained")
     data = args.work / "train.jsonl"
     data.write_text("".join(s.to_json() + "\n" for s in samples))
-    print(f"generated {len(samples)} trajectories in {time.monotonic() - started:.0f} s "
+    episodes = len({s.id.rsplit("-", 1)[0] for s in samples})
+    print(f"generated {episodes} episodes ({len(samples)} turns) in {time.monotonic() - started:.0f} s "
           f"(rejected: {sum(rejected.values())} {rejected or ''}) -> {data}", file=sys.stderr)
     paths: Paths = setup(settings.embedded, log=lambda m: print(m, file=sys.stderr))
     model = args.base_model or paths.model
