@@ -20,7 +20,7 @@ from typing import Any
 from agent.protocol import ToolCall
 from agent.tools import Catalog, resolve
 from evals import bfcl
-from training.episodes import Episode, Move, Results, Split, TurnPlan, draw_value, first_index, words_of
+from training.episodes import Episode, Move, Results, Split, TurnPlan, draw_value, first_index, said
 
 # Names the backends know (their lookups are fixed tables), split in two.
 COMPANIES: dict[Split, tuple[str, ...]] = {
@@ -43,6 +43,9 @@ class World:
 
     def phrase(self, train: list[str], heldout: list[str]) -> str:
         return self.rng.choice(train if self.split == "train" else heldout)
+
+    def words(self, train: list[str], heldout: list[str], closer: bool = True) -> list[str]:
+        return said(self.split, self.rng, self.phrase(train, heldout), closer)
 
 
 def _replay(calls: list[ToolCall], backend: Any) -> None:
@@ -87,19 +90,19 @@ def arithmetic(w: World) -> TurnPlan:
                          f"what share of {y} is {x} in percent", f"{x} as a percent of {y}"],
                         [f"{x} out of {y} is how many percent"]), {"part": x, "whole": y}, "as a percentage of"),
     ])
-    words = words_of(w.phrase(*texts))
+    words = w.words(*texts)
     moves = [Move(first_index(words, str(x), str(y)), f"{name} {x} and {y}", ToolCall(1, name, args))]
     return TurnPlan(words, moves, lambda r: f"{x} {sign} {y} is {r[1]['result']}.", kind="bfcl_math")
 
 
 def stock_price(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
-    words = words_of(w.phrase([f"how is {company} stock doing", f"what's the price of {company} stock today",
+    words = w.words([f"how is {company} stock doing", f"what's the price of {company} stock today",
                                f"get me a quote for {company}",
                                f"what's {company} trading at", f"show me the {company} stock price",
                                f"look up {company} stock", f"how much is {company} stock worth",
                                f"how are {company} shares doing", f"what are {company} shares at"],
-                              [f"check {company} shares for me"]))
+                              [f"check {company} shares for me"])
     at = first_index(words, company)
     moves = [Move(at, f"symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(at, "then its price", ToolCall(2, "get_stock_info", {"symbol": "$1.symbol"}))]
@@ -111,11 +114,11 @@ def buy(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
     amount, price = w.rng.choice([5, 10, 20, 25, 50, 100]), w.rng.randrange(20, 400)
     verb = w.rng.choice(["buy", "sell"])
-    words = words_of(w.phrase([f"{verb} {amount} shares of {company} at {price} dollars",
+    words = w.words([f"{verb} {amount} shares of {company} at {price} dollars",
                                f"place an order to {verb} {amount} {company} shares at {price} dollars each",
                                f"I want to {verb} {amount} shares of {company} at {price} dollars",
                                f"put in an order to {verb} {amount} shares of {company} at {price} dollars"],
-                              [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"]))
+                              [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"])
     order = ToolCall(2, "place_order", {"order_type": verb.capitalize(), "symbol": "$1.symbol", "price": price,
                                         "amount": amount})
     moves = [Move(first_index(words, company), f"symbol of {company}",
@@ -127,10 +130,10 @@ def buy(w: World) -> TurnPlan:
 
 def watch(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
-    words = words_of(w.phrase([f"add {company} to my watchlist", f"put {company} on my watch list",
+    words = w.words([f"add {company} to my watchlist", f"put {company} on my watch list",
                                f"watch {company} for me", f"track {company} on my watchlist",
                                f"start watching {company}", f"follow {company} on my watchlist"],
-                              [f"I want to keep an eye on {company}, watchlist it"]))
+                              [f"I want to keep an eye on {company}, watchlist it"])
     moves = [Move(first_index(words, company), f"symbol of {company}",
                   ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(len(words), "add it to the watchlist", ToolCall(2, "add_to_watchlist", {"stock": "$1.symbol"}))]
@@ -141,10 +144,10 @@ def chat_message(w: World) -> TurnPlan:
     users: dict[str, str] = w.config["user_map"]
     name = w.rng.choice([n for n in users if users[n] != w.config["current_user"]])
     body = draw_value("messages", w.split, w.rng)
-    words = words_of(w.phrase([f"send {name} a message saying {body}", f"message {name} that {body}",
+    words = w.words([f"send {name} a message saying {body}", f"message {name} that {body}",
                                f"text {name} that {body}", f"tell {name} that {body}",
                                f"write to {name} saying {body}", f"send a chat to {name} that {body}"],
-                              [f"ping {name} on chat that {body}"]))
+                              [f"ping {name} on chat that {body}"], closer=False)
     moves = [Move(first_index(words, name), f"user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
              Move(len(words), f"send the message to {name}",
                   ToolCall(2, "send_message", {"receiver_id": "$1.user_id", "message": body}))]
@@ -153,10 +156,10 @@ def chat_message(w: World) -> TurnPlan:
 
 def distance(w: World) -> TurnPlan:
     a, b = w.rng.choice(CITY_PAIRS[w.split])
-    words = words_of(w.phrase([f"how far is {a} from {b}", f"what's the distance between {a} and {b}",
+    words = w.words([f"how far is {a} from {b}", f"what's the distance between {a} and {b}",
                                f"how far apart are {a} and {b}", f"what's the distance from {a} to {b}",
                                f"how long is the drive from {a} to {b}"],
-                              [f"how many kilometers from {a} to {b}"]))
+                              [f"how many kilometers from {a} to {b}"])
     moves = [Move(first_index(words, a), f"zipcode of {a}", ToolCall(1, "get_zipcode_based_on_city", {"city": a})),
              Move(first_index(words, b), f"zipcode of {b}", ToolCall(2, "get_zipcode_based_on_city", {"city": b})),
              Move(first_index(words, b), "distance between them",
@@ -169,9 +172,9 @@ def doors(w: World) -> TurnPlan:
     verb = "unlock" if unlock else "lock"
     which = list(DOORS) if w.rng.random() < 0.5 else [w.rng.choice(DOORS)]
     spoken = "all the doors" if len(which) == 4 else f"the {which[0].replace('_', ' ')} door"
-    words = words_of(w.phrase([f"{verb} {spoken}", f"please {verb} {spoken}", f"{verb} {spoken} for me",
+    words = w.words([f"{verb} {spoken}", f"please {verb} {spoken}", f"{verb} {spoken} for me",
                                f"I need you to {verb} {spoken}", f"go ahead and {verb} {spoken}"],
-                              [f"can you {verb} {spoken} now"]))
+                              [f"can you {verb} {spoken} now"])
     moves = [Move(len(words), f"{verb} {spoken}", ToolCall(1, "lockDoors", {"unlock": unlock, "door": which}))]
     return TurnPlan(words, moves, lambda r: f"Done, {spoken} {'are' if len(which) == 4 else 'is'} {verb}ed.",
                     kind="bfcl_doors")
@@ -181,10 +184,10 @@ def climate(w: World) -> TurnPlan:
     fahrenheit = w.rng.random() < 0.3
     t = w.rng.randrange(64, 78) if fahrenheit else w.rng.randrange(17, 27)
     unit = "fahrenheit" if fahrenheit else "celsius"
-    words = words_of(w.phrase([f"set the temperature to {t} degrees {unit}", f"make it {t} degrees {unit} in here",
+    words = w.words([f"set the temperature to {t} degrees {unit}", f"make it {t} degrees {unit} in here",
                                f"change the temperature to {t} degrees {unit}",
                                f"adjust the climate to {t} degrees {unit}", f"set the AC to {t} degrees {unit}"],
-                              [f"I want the car at {t} degrees {unit}"]))
+                              [f"I want the car at {t} degrees {unit}"])
     args: dict[str, Any] = {"temperature": t, "unit": unit}
     moves = [Move(len(words), f"climate to {t} {unit}", ToolCall(1, "adjustClimateControl", args))]
     return TurnPlan(words, moves, lambda r: f"The temperature is set to {t} degrees {unit}.", kind="bfcl_climate")

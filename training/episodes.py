@@ -222,6 +222,26 @@ def first_index(words: list[str], *needles: str) -> int:
     return at
 
 
+# Training requests sometimes open with a discourse marker or end with a courtesy, so that the request
+# is told by its content words wherever they stand, not by how the sentence starts (held-out wordings
+# start differently). Neither list may make a held-out wording (the test on held-out wordings checks).
+OPENERS = ("hey,", "okay,", "so", "alright,", "oh,", "right,", "and", "also,", "hi,", "one more thing,", "okay so",
+           "sorry,", "hmm,", "quick one,")
+CLOSERS = ("please", "thanks", "thank you", "if you can", "when you get a chance", "okay?")
+OPENER_SHARE, CLOSER_SHARE = 0.25, 0.2
+
+
+def said(split: Split, rng: random.Random, text: str, closer: bool = True) -> list[str]:
+    """The words of a request as spoken; `closer=False` where the request ends in free text (a message
+    body), which a courtesy would run into. The held-out split draws nothing here."""
+    if split == "train":
+        if rng.random() < OPENER_SHARE:
+            text = f"{rng.choice(OPENERS)} {text}"
+        if closer and rng.random() < CLOSER_SHARE:
+            text = f"{text}, {rng.choice(CLOSERS)}"
+    return words_of(text)
+
+
 def disfluent(rng: random.Random, text: str, rate: float = 0.15) -> str:
     """Sprinkle fillers between words (never inside a value: only before words longer than 3 letters)."""
     out: list[str] = []
@@ -251,7 +271,7 @@ def weather(b: Builder) -> TurnPlan:
                      f"read me the weather report for {city}", f"can you tell me how cold it is in {city}",
                      f"will I need an umbrella in {city}", f"check the temperature in {city} for me"],
                     [f"could you check the forecast for {city}", f"how warm is it in {city}"])
-    words = words_of(disfluent(b.rng, text))
+    words = said(b.split, b.rng, disfluent(b.rng, text))
     at = first_index(words, city)
     call = ToolCall(1, "get_weather", {"city": city})
     moves = [Move(at, f"weather in {city}", call)]
@@ -286,7 +306,7 @@ def two_cities(b: Builder) -> TurnPlan:
                      f"tell me the temperature in {c1} and then in {c2}", f"is it raining in {c1} or {c2}",
                      f"weather for {c1} and {c2} please", f"how is the weather in {c1}, and what about {c2}"],
                     [f"is it warmer in {c1} or in {c2}"])
-    words = words_of(disfluent(b.rng, text))
+    words = said(b.split, b.rng, disfluent(b.rng, text))
     moves = [Move(first_index(words, c1), f"{c1} first", ToolCall(1, "get_weather", {"city": c1})),
              Move(first_index(words, c2), f"now {c2}", ToolCall(2, "get_weather", {"city": c2}))]
     return TurnPlan(words, moves, lambda r: f"{_answer_weather(r[1])} {_answer_weather(r[2])}", kind="two_cities")
@@ -301,7 +321,7 @@ def contact(b: Builder) -> TurnPlan:
                      f"tell me {first}'s {label}", f"pull up the {label} for {first}",
                      f"can you find {first}'s {label}", f"search my contacts for {first}'s {label}"],
                     [f"do you have {first}'s {label}"])
-    words = words_of(text)
+    words = said(b.split, b.rng, text)
     moves = [Move(first_index(words, first), f"look up {first}", ToolCall(1, "lookup_contact", {"name": first}))]
     return TurnPlan(words, moves, lambda r: f"{r[1]['name']}'s {label} is {r[1][field_]}.", kind="contact")
 
@@ -325,7 +345,7 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
                         if not via else [f"email {first} that {body}", f"send an email to {first} saying {body}",
                                          f"write {first} an email saying {body}", f"send {first} an email that {body}"],
                         [f"please let {first} know that {body}", f"drop {first} a note that {body}"])
-    words = words_of(text)
+    words = said(b.split, b.rng, text, closer=False)
     name_at = first_index(words, first)
     body_at = len(words)
     send = ToolCall(2, "send_message", {"to": f"$1.{field_}", "text": body})
@@ -352,7 +372,7 @@ def calendar(b: Builder) -> TurnPlan:
                      f"show me my agenda for {spoken}", f"what meetings do I have on {spoken}",
                      f"read me my appointments on {spoken}", f"what's happening on {spoken}"],
                     [f"am I free on {spoken}"])
-    words = words_of(text)
+    words = said(b.split, b.rng, text)
     moves = [Move(len(words), f"read the calendar for {date}", ToolCall(1, "read_calendar", {"date": date}))]
 
     def answer(r: Results) -> str:
@@ -378,7 +398,7 @@ def event(b: Builder) -> TurnPlan:
                      f"I have {title} on {spoken_date} at {spoken_time}, add it to my calendar",
                      f"new calendar event, {title}, {spoken_date} at {spoken_time}"],
                     [f"book {title} for {spoken_date} at {spoken_time}"])
-    words = words_of(text)
+    words = said(b.split, b.rng, text)
     moves = [Move(len(words), f"create {title} on {date} at {time}",
                   ToolCall(1, "create_event", {"title": title, "date": date, "time": time}))]
     b.expected["calendar"].append({"title": title, "date": date, "time": time})
@@ -394,7 +414,7 @@ def timer(b: Builder) -> TurnPlan:
                      f"count down {spoken} {unit} for {label}", f"alert me in {spoken} {unit} about {label}",
                      f"in {spoken} {unit} remind me about {label}", f"set an alarm in {spoken} {unit} for {label}",
                      f"can you time {spoken} {unit} for {label}"], [f"give me {spoken} {unit} for {label}"])
-    words = words_of(text)
+    words = said(b.split, b.rng, text)
     moves = [Move(len(words), f"a {n} minute timer for {label}",
                   ToolCall(1, "set_timer", {"minutes": n, "label": label}))]
     b.expected["timers"].append({"minutes": n, "label": label})
@@ -421,7 +441,7 @@ def weather_then_message(b: Builder) -> TurnPlan:
                      f"look up the temperature in {city} then message {first} saying {body}",
                      f"get the weather for {city} and send {first} a text that {body}"],
                     [f"how is {city} looking today, and message {first} that {body}"])
-    words = words_of(disfluent(b.rng, text, 0.1))
+    words = said(b.split, b.rng, disfluent(b.rng, text, 0.1), closer=False)
     lookup = Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city}))
     return TurnPlan(words, _then_text(b, words, lookup, c, body),
                     lambda r: f"{_answer_weather(r[1])} I also texted {first}.",
@@ -453,7 +473,7 @@ def changed_mind(b: Builder) -> TurnPlan:
                                     "actually cancel that"])) if b.split == "train"
                      else ("what's the weather in", "actually never mind"))
     text = f"{ask} {city}, {withdraw}, set a timer for {spoken} minutes for {label}"
-    words = words_of(text)
+    words = said(b.split, b.rng, text)
     moves = [Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city})),
              Move(first_index(words, withdraw), "they do not want the weather any more: remove call 1", Remove(1)),
              Move(len(words), f"a {n} minute timer", ToolCall(2, "set_timer", {"minutes": n, "label": label}))]
@@ -492,7 +512,7 @@ def chat(b: Builder) -> TurnPlan:
                                 ("what can you do", "I can check the weather, find contacts, send messages, "
                                  "manage your calendar and set timers."),
                                 ("good morning", "Good morning! What can I do for you?")])
-    return TurnPlan(words_of(text), [], lambda r: reply, kind="chat")
+    return TurnPlan(said(b.split, b.rng, text, closer=False), [], lambda r: reply, kind="chat")
 
 
 def clarify(b: Builder) -> TurnPlan:
@@ -500,7 +520,7 @@ def clarify(b: Builder) -> TurnPlan:
                                 ("set a timer", "For how many minutes?"),
                                 ("what's the weather", "Which city?"),
                                 ("add something to my calendar", "What should I add, and when?")])
-    return TurnPlan(words_of(text), [], lambda r: reply, kind="clarify")
+    return TurnPlan(said(b.split, b.rng, text), [], lambda r: reply, kind="clarify")
 
 
 def hesitant(b: Builder) -> TurnPlan:

@@ -10,7 +10,7 @@ from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
 from training import values
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
-from training.episodes import HELDOUT_ONLY, KINDS, POOLS, TRAIN_ONLY, draw_value, episode
+from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, TRAIN_ONLY, draw_value, episode
 from training.evaluate import episode_set
 from training.generate import draw, generate, run_episode
 
@@ -45,8 +45,10 @@ def test_every_trajectory_replays_cleanly_through_the_tool_graph(train):
     assert len(episodes_of(train)) == 160 and len(episodes_of(heldout)) == 80 and not rejected
     kinds = {k for s in train for k in s.kind.split("+")}
     assert {k for k in kinds if not k.startswith("bfcl_")} == set(KINDS) - set(HELDOUT_ONLY)
-    # A quarter of the episodes are BFCL's, of eight kinds: counted over both splits.
-    assert {k for s in train + heldout for k in s.kind.split("+") if k.startswith("bfcl_")} == BFCL_KINDS
+    # A quarter of the episodes are BFCL's, of eight kinds in both splits.
+    rng = random.Random(0)
+    for split in ("train", "heldout"):
+        assert {k for _ in range(300) for k in draw(split, rng).kind.split("+") if k.startswith("bfcl_")} == BFCL_KINDS
     rng = random.Random(0)
     assert all(any(k in episode("heldout", rng).kind for _ in range(200)) for k in HELDOUT_ONLY)
     assert not any(k in episode("heldout", rng).kind for _ in range(300) for k in TRAIN_ONLY)
@@ -212,6 +214,18 @@ def test_heldout_phrasings_never_occur_in_training(train):
     heldout = [" ".join(t.words) for _ in range(300) for t in draw("heldout", rng).turns]
     assert [w for w in HELDOUT_WORDING if not saying(w, heldout)] == []  # each marks a phrasing really drawn
     assert [(w, saying(w, requests(train))) for w in HELDOUT_WORDING if saying(w, requests(train))] == []
+
+
+def test_training_requests_vary_how_they_open_and_close(train):
+    finals = [m.group(1) for x in train for m in re.finditer(r"<final_query_update>([^<]*)</final", text_of(x))]
+    opened = [f for f in finals if any(f.startswith(o + " ") for o in OPENERS)]
+    closed = [f for f in finals if any(f.endswith(", " + c) for c in CLOSERS)]
+    assert len(opened) > 0.12 * len(finals) and len(closed) > 0.08 * len(finals)
+    # A message body is free text to the end of the request: no courtesy runs into it.
+    for x in (x for x in train if x.kind == "message"):
+        text = text_of(x)[x.meta["history_chars"]:]
+        said = re.findall(r"<final_query_update>([^<]*)</final", text)[0]
+        assert said.endswith(re.findall(r'"name": "send_message", "arguments": \{[^}]*"text": "([^"]*)"', text)[-1])
 
 
 def test_names_places_and_messages_are_rarely_repeated_and_never_cross_the_split(train):
