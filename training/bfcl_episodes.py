@@ -98,11 +98,11 @@ def arithmetic(w: World) -> TurnPlan:
 def stock_price(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
     words = w.words([f"how is {company} stock doing", f"what's the price of {company} stock today",
-                               f"get me a quote for {company}",
-                               f"what's {company} trading at", f"show me the {company} stock price",
-                               f"look up {company} stock", f"how much is {company} stock worth",
-                               f"how are {company} shares doing", f"what are {company} shares at"],
-                              [f"check {company} shares for me"])
+                     f"get me a quote for {company}",
+                     f"what's {company} trading at", f"show me the {company} stock price",
+                     f"look up {company} stock", f"how much is {company} stock worth",
+                     f"how are {company} shares doing", f"what are {company} shares at"],
+                    [f"check {company} shares for me"])
     at = first_index(words, company)
     moves = [Move(at, f"symbol of {company}", ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(at, "then its price", ToolCall(2, "get_stock_info", {"symbol": "$1.symbol"}))]
@@ -115,10 +115,10 @@ def buy(w: World) -> TurnPlan:
     amount, price = w.rng.choice([5, 10, 20, 25, 50, 100]), w.rng.randrange(20, 400)
     verb = w.rng.choice(["buy", "sell"])
     words = w.words([f"{verb} {amount} shares of {company} at {price} dollars",
-                               f"place an order to {verb} {amount} {company} shares at {price} dollars each",
-                               f"I want to {verb} {amount} shares of {company} at {price} dollars",
-                               f"put in an order to {verb} {amount} shares of {company} at {price} dollars"],
-                              [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"])
+                     f"place an order to {verb} {amount} {company} shares at {price} dollars each",
+                     f"I want to {verb} {amount} shares of {company} at {price} dollars",
+                     f"put in an order to {verb} {amount} shares of {company} at {price} dollars"],
+                    [f"I'd like to {verb} {amount} {company} shares for {price} dollars a share"])
     order = ToolCall(2, "place_order", {"order_type": verb.capitalize(), "symbol": "$1.symbol", "price": price,
                                         "amount": amount})
     moves = [Move(first_index(words, company), f"symbol of {company}",
@@ -131,9 +131,9 @@ def buy(w: World) -> TurnPlan:
 def watch(w: World) -> TurnPlan:
     company = w.rng.choice(COMPANIES[w.split])
     words = w.words([f"add {company} to my watchlist", f"put {company} on my watch list",
-                               f"watch {company} for me", f"track {company} on my watchlist",
-                               f"start watching {company}", f"follow {company} on my watchlist"],
-                              [f"I want to keep an eye on {company}, watchlist it"])
+                     f"watch {company} for me", f"track {company} on my watchlist",
+                     f"start watching {company}", f"follow {company} on my watchlist"],
+                    [f"I want to keep an eye on {company}, watchlist it"])
     moves = [Move(first_index(words, company), f"symbol of {company}",
                   ToolCall(1, "get_symbol_by_name", {"name": company})),
              Move(len(words), "add it to the watchlist", ToolCall(2, "add_to_watchlist", {"stock": "$1.symbol"}))]
@@ -145,9 +145,9 @@ def chat_message(w: World) -> TurnPlan:
     name = w.rng.choice([n for n in users if users[n] != w.config["current_user"]])
     body = draw_value("messages", w.split, w.rng)
     words = w.words([f"send {name} a message saying {body}", f"message {name} that {body}",
-                               f"text {name} that {body}", f"tell {name} that {body}",
-                               f"write to {name} saying {body}", f"send a chat to {name} that {body}"],
-                              [f"ping {name} on chat that {body}"], closer=False)
+                     f"text {name} that {body}", f"tell {name} that {body}",
+                     f"write to {name} saying {body}", f"send a chat to {name} that {body}"],
+                    [f"ping {name} on chat that {body}"], closer=False)
     moves = [Move(first_index(words, name), f"user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
              Move(len(words), f"send the message to {name}",
                   ToolCall(2, "send_message", {"receiver_id": "$1.user_id", "message": body}))]
@@ -157,9 +157,9 @@ def chat_message(w: World) -> TurnPlan:
 def distance(w: World) -> TurnPlan:
     a, b = w.rng.choice(CITY_PAIRS[w.split])
     words = w.words([f"how far is {a} from {b}", f"what's the distance between {a} and {b}",
-                               f"how far apart are {a} and {b}", f"what's the distance from {a} to {b}",
-                               f"how long is the drive from {a} to {b}"],
-                              [f"how many kilometers from {a} to {b}"])
+                     f"how far apart are {a} and {b}", f"what's the distance from {a} to {b}",
+                     f"how long is the drive from {a} to {b}"],
+                    [f"how many kilometers from {a} to {b}"])
     moves = [Move(first_index(words, a), f"zipcode of {a}", ToolCall(1, "get_zipcode_based_on_city", {"city": a})),
              Move(first_index(words, b), f"zipcode of {b}", ToolCall(2, "get_zipcode_based_on_city", {"city": b})),
              Move(first_index(words, b), "distance between them",
@@ -173,8 +173,8 @@ def doors(w: World) -> TurnPlan:
     which = list(DOORS) if w.rng.random() < 0.5 else [w.rng.choice(DOORS)]
     spoken = "all the doors" if len(which) == 4 else f"the {which[0].replace('_', ' ')} door"
     words = w.words([f"{verb} {spoken}", f"please {verb} {spoken}", f"{verb} {spoken} for me",
-                               f"I need you to {verb} {spoken}", f"go ahead and {verb} {spoken}"],
-                              [f"can you {verb} {spoken} now"])
+                     f"I need you to {verb} {spoken}", f"go ahead and {verb} {spoken}"],
+                    [f"can you {verb} {spoken} now"])
     moves = [Move(len(words), f"{verb} {spoken}", ToolCall(1, "lockDoors", {"unlock": unlock, "door": which}))]
     return TurnPlan(words, moves, lambda r: f"Done, {spoken} {'are' if len(which) == 4 else 'is'} {verb}ed.",
                     kind="bfcl_doors")
@@ -185,9 +185,9 @@ def climate(w: World) -> TurnPlan:
     t = w.rng.randrange(64, 78) if fahrenheit else w.rng.randrange(17, 27)
     unit = "fahrenheit" if fahrenheit else "celsius"
     words = w.words([f"set the temperature to {t} degrees {unit}", f"make it {t} degrees {unit} in here",
-                               f"change the temperature to {t} degrees {unit}",
-                               f"adjust the climate to {t} degrees {unit}", f"set the AC to {t} degrees {unit}"],
-                              [f"I want the car at {t} degrees {unit}"])
+                     f"change the temperature to {t} degrees {unit}",
+                     f"adjust the climate to {t} degrees {unit}", f"set the AC to {t} degrees {unit}"],
+                    [f"I want the car at {t} degrees {unit}"])
     args: dict[str, Any] = {"temperature": t, "unit": unit}
     moves = [Move(len(words), f"climate to {t} {unit}", ToolCall(1, "adjustClimateControl", args))]
     return TurnPlan(words, moves, lambda r: f"The temperature is set to {t} degrees {unit}.", kind="bfcl_climate")
