@@ -140,6 +140,10 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
         "unsafe_started_early": sum(s.unsafe_started_early for s in scores),
         "stalled_turns": sum(s.status == "stalled" for s in scores),
         "seconds_per_turn": round(sum(s.seconds for s in scores) / n, 1),
+        # kind: "well-formed/first call right/exact of turns", where one held-out wording per kind decides
+        "by_kind": {k: "/".join(str(sum(getattr(s, f) for s in scores if s.kind == k))
+                                for f in ("well_formed", "first_call_right", "sequence_exact"))
+                    + f" of {sum(s.kind == k for s in scores)}" for k in sorted({s.kind for s in scores})},
     }
 
 
