@@ -36,6 +36,7 @@ class Move:
     think: str
     action: ToolCall | Remove
     needs: tuple[int, ...] = ()
+    wrong: bool = False  # a mistake as the model makes them: in the trace as context, not trained on
 
 
 @dataclass
@@ -546,6 +547,36 @@ HELDOUT_ONLY = ("calendar_then_message",)  # a three-call chain never seen in tr
 TRAIN_ONLY = ("not_found",)  # the held-out draw stays the one runs 7-9 were measured on
 
 
+MISGUESS_SHARE = 0.2  # of the training turns that open with a weather or contact lookup
+
+
+def misguess(b: Builder, plan: TurnPlan) -> TurnPlan:
+    """The turn's first lookup preceded by a wrong one, as the model makes them: a city guessed before
+    the city was said ("how warm is it in" -> Paris), or the heard value looked up with the wrong tool
+    ("drop Mia a note" -> the weather in Mia). Its error comes back, and the right call revises call 1
+    once the value is heard. Runs 9 and 11 answered from such an error ("Sorry, I couldn't find the
+    weather for Paris" to "how warm is it in Athens") or made up a result. The wrong step is not trained on."""
+    first = plan.moves[0] if plan.moves else None
+    if (first is None or first.at is None or not isinstance(first.action, ToolCall) or first.action.id != 1
+            or first.action.name not in ("get_weather", "lookup_contact")
+            or sum(isinstance(m.action, ToolCall) and m.action.id == 1 for m in plan.moves) > 1):
+        return plan
+    value = next(iter(first.action.arguments.values()))
+    if first.action.name == "get_weather" and b.rng.random() < 0.6:
+        guess = b.rng.choice([c for c in POOLS["train"].cities if c.lower() not in b.state.weather])
+        wrong = Move(max(1, first.at - len(value.split())), f"weather in {guess}",
+                     ToolCall(1, "get_weather", {"city": guess}), wrong=True)
+        fix = f"it is {value}, not {guess}: fix call 1"
+    elif first.action.name == "get_weather":
+        wrong = Move(first.at, f"find {value}", ToolCall(1, "lookup_contact", {"name": value}), wrong=True)
+        fix = f"{value} is a city: weather in {value}, fix call 1"
+    else:
+        wrong = Move(first.at, f"weather in {value}", ToolCall(1, "get_weather", {"city": value}), wrong=True)
+        fix = f"{value} is a contact: find {value}, fix call 1"
+    plan.moves = [wrong, Move(first.at, fix, first.action, first.needs), *plan.moves[1:]]
+    return plan
+
+
 def episode(split: Split, rng: random.Random) -> Episode:
     b = Builder(split, rng)
     kinds = [k for k in KINDS if k not in (TRAIN_ONLY if split == "heldout" else HELDOUT_ONLY)]
@@ -553,4 +584,6 @@ def episode(split: Split, rng: random.Random) -> Episode:
     n = rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
     chosen = rng.choices(kinds, weights=weights, k=n)
     turns = [KINDS[k][0](b) for k in chosen]
+    if split == "train":  # (the held-out split draws nothing more, so its set does not move)
+        turns = [misguess(b, t) if rng.random() < MISGUESS_SHARE else t for t in turns]
     return Episode("+".join(chosen), split, b.state, turns, b.expected)

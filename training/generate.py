@@ -110,7 +110,10 @@ class Teacher:
                     reply = self._reply(final, move.think, wrong)
                     self.slips.append(str(reply.text).strip())
                     return reply
-                return self._reply(final, move.think, move.action)
+                reply = self._reply(final, move.think, move.action)
+                if move.wrong:
+                    self.slips.append(str(reply.text).strip())
+                return reply
         elif final and self._all_results_in(trace):
             return self._reply(final, self.rng.choice(("answer now", "all results are in", "tell the user")),
                                Answer(self.plan.answer(results)))

@@ -1,6 +1,7 @@
 """The clock-based trajectory generator: real worker, graph and formatter on the virtual clock."""
 
 import hashlib
+import json
 import random
 import re
 
@@ -122,7 +123,7 @@ def test_the_training_text_is_what_the_worker_sent_the_model(train):
                 assert all(isinstance(e.element, Think | ToolCall | Remove | Pause | Answer)
                            for e in events if isinstance(e, Parsed))
             else:  # injected blocks, markers, and repeated pause steps and refused calls kept as context
-                rest = re.sub(r"<think>[^<]*</think>\n<tool_call>[^\n]*</tool_call>\n(?=<error>)", "", span)
+                rest = re.sub(r"<think>[^<]*</think>\n<tool_call>[^\n]*</tool_call>\n", "", span)  # refused, misguessed
                 rest = INJECTED.sub("", rest.replace("</think_interrupted>", ""))
                 assert re.sub(r"<think>[^<]*</think>\n<pause/>", "", rest).strip() == "", span
         assert text.rstrip().endswith("</answer>")
@@ -188,7 +189,7 @@ def test_a_refused_call_is_masked_and_followed_by_the_right_one(train):
                 continue
             refused += 1
             assert not own and "</tool_call>\n<error>" in text  # the slip went into the injected span
-            following = sample.spans[i + 1][0]
+            following = "".join(t for t, o in sample.spans[i + 1:] if o)  # (a think may be cut off first)
             call = re.search(r"<tool_call>(.*?)</tool_call>", following)
             assert sample.spans[i + 1][1] and call, following
             slip = re.findall(r"<tool_call>(.*?)</tool_call>\n<error>", text)[-1]
@@ -214,6 +215,21 @@ def test_heldout_phrasings_never_occur_in_training(train):
     heldout = [" ".join(t.words) for _ in range(300) for t in draw("heldout", rng).turns]
     assert [w for w in HELDOUT_WORDING if not saying(w, heldout)] == []  # each marks a phrasing really drawn
     assert [(w, saying(w, requests(train))) for w in HELDOUT_WORDING if saying(w, requests(train))] == []
+
+
+def test_a_wrong_lookup_is_context_and_its_revision_is_trained(train):
+    """Misguessed lookups (a city before it was said, a name looked up as a city) stay in the trace
+    without loss, and the call is then revised to the heard value, which is trained."""
+    wrong = re.compile(r"<think>[^<]*</think>\n<tool_call>(\{[^\n]*\})</tool_call>\n(?!<error>)")
+    seen = 0
+    for sample in train:
+        masked = [m.group(1) for i, (text, own) in enumerate(sample.spans) if not own and i
+                  for m in wrong.finditer(text[sample.meta["history_chars"] if i == 0 else 0:])]
+        for call in map(json.loads, masked):
+            seen += 1
+            later = "".join(text for text, own in sample.spans if own)
+            assert re.search(rf'fix call {call["id"]}</think>\n<tool_call>\{{"id": {call["id"]}, ', later), sample.spans
+    assert seen > 10
 
 
 def test_training_requests_vary_how_they_open_and_close(train):
