@@ -19,7 +19,7 @@ from training.generate import generate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--episodes", type=int, default=1000, help="training episodes (1-3 turns) to generate")
+    parser.add_argument("--episodes", type=int, default=850, help="training episodes (1-3 turns) to generate")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=8)
