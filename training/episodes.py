@@ -547,27 +547,31 @@ HELDOUT_ONLY = ("calendar_then_message",)  # a three-call chain never seen in tr
 TRAIN_ONLY = ("not_found",)  # the held-out draw stays the one runs 7-9 were measured on
 
 
-MISGUESS_SHARE = 0.2  # of the training turns that open with a weather or contact lookup
+MISGUESS_SHARE = 0.3  # of the training turns that open with a weather or contact lookup
 
 
 def misguess(b: Builder, plan: TurnPlan) -> TurnPlan:
-    """The turn's first lookup preceded by a wrong one, as the model makes them: a city guessed before
-    the city was said ("how warm is it in" -> Paris), or the heard value looked up with the wrong tool
-    ("drop Mia a note" -> the weather in Mia). Its error comes back, and the right call revises call 1
-    once the value is heard. Runs 9 and 11 answered from such an error ("Sorry, I couldn't find the
-    weather for Paris" to "how warm is it in Athens") or made up a result. The wrong step is not trained on."""
+    """The turn's first lookup preceded by a wrong one, as the model makes them: a city or name guessed
+    before it was said ("how warm is it in" -> Paris, "send a text to" -> John), or the heard value
+    looked up with the wrong tool ("drop Mia a note" -> the weather in Mia). Its error comes back, and
+    the right call revises call 1 once the value is heard. Runs 9 and 11 answered from such an error
+    ("Sorry, I couldn't find the weather for Paris" to "how warm is it in Athens") or made up a result.
+    The wrong step is not trained on."""
     first = plan.moves[0] if plan.moves else None
     if (first is None or first.at is None or not isinstance(first.action, ToolCall) or first.action.id != 1
             or first.action.name not in ("get_weather", "lookup_contact")
             or sum(isinstance(m.action, ToolCall) and m.action.id == 1 for m in plan.moves) > 1):
         return plan
     value = next(iter(first.action.arguments.values()))
-    if first.action.name == "get_weather" and b.rng.random() < 0.6:
-        guess = b.rng.choice([c for c in POOLS["train"].cities if c.lower() not in b.state.weather])
-        wrong = Move(max(1, first.at - len(value.split())), f"weather in {guess}",
-                     ToolCall(1, "get_weather", {"city": guess}), wrong=True)
+    before = max(1, first.at - len(value.split()))  # the words up to the value, not the value itself
+    weather = first.action.name == "get_weather"
+    if b.rng.random() < 0.6:  # a guess before the value was said: a city or a name the model knows
+        pool, known = ("cities", b.state.weather) if weather else ("first_names", b.state.contacts)
+        guess = b.rng.choice([v for v in getattr(POOLS["train"], pool) if v.lower() not in known])
+        wrong = Move(before, f"weather in {guess}" if weather else f"find {guess}",
+                     ToolCall(1, first.action.name, {"city" if weather else "name": guess}), wrong=True)
         fix = f"it is {value}, not {guess}: fix call 1"
-    elif first.action.name == "get_weather":
+    elif weather:
         wrong = Move(first.at, f"find {value}", ToolCall(1, "lookup_contact", {"name": value}), wrong=True)
         fix = f"{value} is a city: weather in {value}, fix call 1"
     else:
