@@ -8,14 +8,14 @@ import pytest
 from pydantic import BaseModel
 
 from agent.clock import run_virtual
-from agent.events import AnswerDelta, CallState, TurnStatus
+from agent.events import AnswerDelta, CallState, TurnDone, TurnStatus
 from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
 from agent.protocol import INTERRUPTED, Answer, Pause, Remove, ToolCall
 from agent.tools import Catalog, ToolBox, ToolContext, tool
-from agent.worker import AgentConfig, AgentSession
+from agent.worker import AgentConfig, AgentSession, Turn
 from evals.fake_llm import Recorded, Reply
-from tests.support import DEMO, final, harness, partial, step
+from tests.support import DEMO, Harness, final, harness, partial, step
 
 
 def last_block(rec: Recorded) -> str:
@@ -70,17 +70,19 @@ def test_tool_result_is_injected_mid_generation():
     assert done.ledger["derived"]["speculative_wasted"] == 0
 
 
-def test_revising_an_id_cancels_the_running_call_and_drops_its_result():
-    def policy(rec: Recorded) -> Reply:
-        if "<tool_call>" not in rec.prefix:
-            return Reply(step("text john", ToolCall(1, "lookup_contact", {"name": "John"})))
-        if "no, Mary" in rec.prefix and '"Mary"' not in rec.prefix:
-            return Reply(step("mary, not john", ToolCall(1, "lookup_contact", {"name": "Mary"})))
-        if "<final_query_update>" in rec.prefix and "<tool_result" in rec.prefix:
-            return Reply(step("got it", Answer("Mary's number is +1 212 555 0178.")))
-        return Reply(step("wait", Pause()))
+def john_no_mary(rec: Recorded) -> Reply:
+    """Looks up John on partial words, revises call 1 to Mary when the user corrects, then answers."""
+    if "<tool_call>" not in rec.prefix:
+        return Reply(step("text john", ToolCall(1, "lookup_contact", {"name": "John"})))
+    if "no, Mary" in rec.prefix and '"Mary"' not in rec.prefix:
+        return Reply(step("mary, not john", ToolCall(1, "lookup_contact", {"name": "Mary"})))
+    if "<final_query_update>" in rec.prefix and "<tool_result" in rec.prefix:
+        return Reply(step("got it", Answer("Mary's number is +1 212 555 0178.")))
+    return Reply(step("wait", Pause()))
 
-    h = harness(policy, latency=(1.0, 1.0))
+
+def test_revising_an_id_cancels_the_running_call_and_drops_its_result():
+    h = harness(john_no_mary, latency=(1.0, 1.0))
     timeline = [(0, partial("what is John's")), (0.5, partial("what is John's no, Mary's number")),
                 (0.9, final("what is John's no, Mary's number"))]
     done = run_virtual(h.turn(timeline))
@@ -329,6 +331,16 @@ def test_pause_after_final_with_nothing_to_wait_for_is_an_error():
     assert "nothing to wait for" in h.requests[-1].prefix
 
 
+async def cancelled_while_speaking(h: Harness, heard: str) -> tuple[Turn, TurnDone]:
+    """A turn that hears `heard` and is cancelled (barge-in) a second later."""
+    turn = h.session.new_turn()
+    turn.push(partial(heard))
+    runner = asyncio.create_task(turn.run())
+    await asyncio.sleep(1.0)
+    turn.cancel()
+    return turn, await runner
+
+
 def test_cancel_stops_generation_and_speculative_calls():
     def policy(rec: Recorded) -> Reply:
         if "<tool_call>" not in rec.prefix:
@@ -336,16 +348,7 @@ def test_cancel_stops_generation_and_speculative_calls():
         return Reply(step("thinking for a long long time " * 5, Pause()), chunk_s=0.2)
 
     h = harness(policy, latency=(5.0, 5.0))
-
-    async def main():
-        turn = h.session.new_turn()
-        turn.push(partial("weather in Paris"))
-        runner = asyncio.create_task(turn.run())
-        await asyncio.sleep(1.0)
-        turn.cancel()
-        return await runner
-
-    done = run_virtual(main())
+    _, done = run_virtual(cancelled_while_speaking(h, "weather in Paris"))
     assert done.status == TurnStatus.CANCELLED
     assert h.requests[-1].aborted
     ledger_tools = [m for m in done.ledger["marks"] if m["kind"] == TOOL]
@@ -365,15 +368,7 @@ def test_later_turns_see_a_recap_of_earlier_ones():
     """What was heard, the calls as they finally stood with their results, and the answer; not the
     thinks, pauses, partial updates or the withdrawn guess, which a small model copies into the next turn."""
     def policy(rec: Recorded) -> Reply:
-        if "thanks" in rec.prefix:
-            return Reply(step("done", Answer("You're welcome.")))
-        if "<tool_call>" not in rec.prefix:
-            return Reply(step("text john", ToolCall(1, "lookup_contact", {"name": "John"})))
-        if "no, Mary" in rec.prefix and '"Mary"' not in rec.prefix:
-            return Reply(step("mary, not john", ToolCall(1, "lookup_contact", {"name": "Mary"})))
-        if "<final_query_update>" in rec.prefix and "<tool_result" in rec.prefix:
-            return Reply(step("got it", Answer("Mary's number is +1 212 555 0178.")))
-        return Reply(step("wait", Pause()))
+        return Reply(step("done", Answer("You're welcome."))) if "thanks" in rec.prefix else john_no_mary(rec)
 
     h = harness(policy, latency=(1.0, 1.0))
     said = "what is John's no, Mary's number"
@@ -396,17 +391,8 @@ def test_a_cancelled_turn_is_recapped_with_what_was_heard_and_ran():
         return Reply(step("wait", Pause()))
 
     h = harness(policy, latency=(0.2, 0.2))
-
-    async def main():
-        turn = h.session.new_turn()
-        turn.push(partial("weather in Paris and"))
-        runner = asyncio.create_task(turn.run())
-        await asyncio.sleep(1.0)
-        turn.cancel()
-        await runner
-        return turn.recap()
-
-    recap = run_virtual(main())
+    turn, _ = run_virtual(cancelled_while_speaking(h, "weather in Paris and"))
+    recap = turn.recap()
     assert recap.startswith("<partial_query_update>weather in Paris and</partial_query_update>\n<tool_call>")
     assert '<tool_result id="1">{"city": "Paris"' in recap and "<answer>" not in recap
 
