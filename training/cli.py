@@ -42,7 +42,7 @@ def command(args: argparse.Namespace) -> int:
     samples, rejected = generate("train", args.episodes, args.seed, "trained")
     data = args.work / "train.jsonl"
     data.write_text("".join(s.to_json() + "\n" for s in samples))
-    episodes = len({s.id.rsplit("-", 1)[0] for s in samples})
+    episodes = sum(s.meta["turn"] == 0 for s in samples)
     print(f"generated {episodes} episodes ({len(samples)} turns) in {time.monotonic() - started:.0f} s "
           f"(rejected: {sum(rejected.values())} {rejected or ''}) -> {data}", file=sys.stderr)
     paths: Paths = setup(settings.embedded, log=lambda m: print(m, file=sys.stderr))
