@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rank", type=int, default=12, help="LoRA rank (12 on all linear layers: ~7 MB in bf16)")
     parser.add_argument("--decision-weight", type=float, default=5.0,
                         help="loss weight of the first tokens the model writes once the user has finished")
+    parser.add_argument("--partial-weight", type=float, default=3.0,
+                        help="loss weight of the first tokens the model writes while the user still talks")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps (0: all epochs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=SHIPPED_ADAPTER,
@@ -50,7 +52,7 @@ def command(args: argparse.Namespace) -> int:
     cmd = [str(paths.python), str(SFT), "train", "--samples", str(data), "--model", str(model),
            "--template", str(CHAT_TEMPLATE), "--out", str(args.out), "--epochs", str(args.epochs),
            "--lr", str(args.lr), "--batch", str(args.batch), "--rank", str(args.rank),
-           "--decision-weight", str(args.decision_weight),
+           "--decision-weight", str(args.decision_weight), "--partial-weight", str(args.partial_weight),
            "--max-steps", str(args.max_steps), "--seed", str(args.seed), "--device", args.device]
     result = subprocess.run(cmd, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
     if result.returncode != 0:

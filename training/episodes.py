@@ -36,7 +36,6 @@ class Move:
     think: str
     action: ToolCall | Remove
     needs: tuple[int, ...] = ()
-    wrong: bool = False  # a mistake as the model makes them: in the trace as context, not trained on
 
 
 @dataclass
@@ -482,31 +481,6 @@ def changed_mind(b: Builder) -> TurnPlan:
     return TurnPlan(words, moves, lambda r: f"Okay, a {n} minute timer for {label} is running.", kind="changed_mind")
 
 
-def _last_call(plan: TurnPlan) -> ToolCall:
-    call = plan.moves[-1].action
-    assert isinstance(call, ToolCall)
-    return call
-
-
-def not_found(b: Builder) -> TurnPlan:
-    """A lookup the world has no answer for: the result is an error, and the answer says so. Run 9's
-    model made up a temperature after `no weather data` (and a sent message after a refused id)."""
-    if b.rng.random() < 0.5:
-        plan = weather(b)
-        city = _last_call(plan).arguments["city"]
-        del b.state.weather[city.lower()]
-        answer = b.rng.choice([f"Sorry, I couldn't find the weather for {city}.",
-                               f"I have no weather data for {city}."])
-    else:
-        plan = contact(b)
-        first = _last_call(plan).arguments["name"]
-        del b.state.contacts[first.lower()]
-        answer = b.rng.choice([f"Sorry, there is no {first} in your contacts.",
-                               f"I couldn't find a contact named {first}."])
-    plan.answer, plan.kind = (lambda r: answer), "not_found"
-    return plan
-
-
 def chat(b: Builder) -> TurnPlan:
     text, reply = b.rng.choice([("hello how are you today", "I'm doing well, thanks. How can I help?"),
                                 ("thank you that's all", "You're welcome!"),
@@ -541,53 +515,16 @@ KINDS: dict[str, tuple[Callable[[Builder], TurnPlan], float]] = {
     "correction": (lambda b: message(b, correction=True), 1.5), "calendar": (calendar, 1.5),
     "event": (event, 1.5), "timer": (timer, 2), "weather_then_message": (weather_then_message, 1),
     "changed_mind": (changed_mind, 1), "chat": (chat, 0.7), "clarify": (clarify, 0.7), "hesitant": (hesitant, 1),
-    "calendar_then_message": (calendar_then_message, 1), "not_found": (not_found, 0.8),
+    "calendar_then_message": (calendar_then_message, 1),
 }
 HELDOUT_ONLY = ("calendar_then_message",)  # a three-call chain never seen in training
-TRAIN_ONLY = ("not_found",)  # the held-out draw stays the one runs 7-9 were measured on
-
-
-MISGUESS_SHARE = 0.3  # of the training turns that open with a weather or contact lookup
-
-
-def misguess(b: Builder, plan: TurnPlan) -> TurnPlan:
-    """The turn's first lookup preceded by a wrong one, as the model makes them: a city or name guessed
-    before it was said ("how warm is it in" -> Paris, "send a text to" -> John), or the heard value
-    looked up with the wrong tool ("drop Mia a note" -> the weather in Mia). Its error comes back, and
-    the right call revises call 1 once the value is heard. Runs 9 and 11 answered from such an error
-    ("Sorry, I couldn't find the weather for Paris" to "how warm is it in Athens") or made up a result.
-    The wrong step is not trained on."""
-    first = plan.moves[0] if plan.moves else None
-    if (first is None or first.at is None or not isinstance(first.action, ToolCall) or first.action.id != 1
-            or first.action.name not in ("get_weather", "lookup_contact")
-            or sum(isinstance(m.action, ToolCall) and m.action.id == 1 for m in plan.moves) > 1):
-        return plan
-    value = next(iter(first.action.arguments.values()))
-    before = max(1, first.at - len(value.split()))  # the words up to the value, not the value itself
-    weather = first.action.name == "get_weather"
-    if b.rng.random() < 0.6:  # a guess before the value was said: a city or a name the model knows
-        pool, known = ("cities", b.state.weather) if weather else ("first_names", b.state.contacts)
-        guess = b.rng.choice([v for v in getattr(POOLS["train"], pool) if v.lower() not in known])
-        wrong = Move(before, f"weather in {guess}" if weather else f"find {guess}",
-                     ToolCall(1, first.action.name, {"city" if weather else "name": guess}), wrong=True)
-        fix = f"it is {value}, not {guess}: fix call 1"
-    elif weather:
-        wrong = Move(first.at, f"find {value}", ToolCall(1, "lookup_contact", {"name": value}), wrong=True)
-        fix = f"{value} is a city: weather in {value}, fix call 1"
-    else:
-        wrong = Move(first.at, f"weather in {value}", ToolCall(1, "get_weather", {"city": value}), wrong=True)
-        fix = f"{value} is a contact: find {value}, fix call 1"
-    plan.moves = [wrong, Move(first.at, fix, first.action, first.needs), *plan.moves[1:]]
-    return plan
 
 
 def episode(split: Split, rng: random.Random) -> Episode:
     b = Builder(split, rng)
-    kinds = [k for k in KINDS if k not in (TRAIN_ONLY if split == "heldout" else HELDOUT_ONLY)]
+    kinds = [k for k in KINDS if split == "heldout" or k not in HELDOUT_ONLY]
     weights = [KINDS[k][1] for k in kinds]
     n = rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
     chosen = rng.choices(kinds, weights=weights, k=n)
     turns = [KINDS[k][0](b) for k in chosen]
-    if split == "train":  # (the held-out split draws nothing more, so its set does not move)
-        turns = [misguess(b, t) if rng.random() < MISGUESS_SHARE else t for t in turns]
     return Episode("+".join(chosen), split, b.state, turns, b.expected)

@@ -107,7 +107,7 @@ class Teacher:
             if due and all(n in results for n in move.needs):
                 wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
                 reply = self._reply(final, move.think, wrong or move.action)
-                if wrong is not None or move.wrong:  # a mistake stays in the trace, masked from the loss
+                if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.slips.append(str(reply.text).strip())
                 return reply
         elif final and self._all_results_in(trace):

@@ -65,10 +65,13 @@ def encode(tok: Any, sample: dict[str, Any]) -> tuple[list[int], list[int]]:
     return ids + example.ids, [IGNORE] * len(ids) + example.labels
 
 
-def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: int) -> Example:
+def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: int,
+          partial_weight: float = 1.0) -> Example:
     """The sequence after the head. The first `opening` tokens of each span the model writes once the
     user has finished (after the final update, or after a tool result) weigh `weight`: there it
-    decides to call, wait or answer, a few tokens among many easy ones (see docs/training.md)."""
+    decides to call, wait or answer, a few tokens among many easy ones (see docs/training.md). Those
+    of a span written while the user still talks weigh `partial_weight`: there it decides whether the
+    value a lookup needs has been said yet."""
     ids: list[int] = []
     labels: list[int] = []
     weights: list[float] = []
@@ -83,8 +86,8 @@ def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: 
             finished = final > partial if final >= 0 or partial >= 0 else finished
             continue
         labels += piece
-        heavy = opening if finished else 0
-        weights += [weight if i < heavy else 1.0 for i in range(len(piece))]
+        heavy = weight if finished else partial_weight
+        weights += [heavy if i < opening else 1.0 for i in range(len(piece))]
     return Example(first, ids, labels, weights)
 
 
@@ -122,7 +125,7 @@ def train(args: argparse.Namespace) -> int:
         if line.strip():
             sample = json.loads(line)
             first = head(tok, sample["system"])
-            example = spans(tok, first, sample, args.decision_weight, args.decision_tokens)
+            example = spans(tok, first, sample, args.decision_weight, args.decision_tokens, args.partial_weight)
             if first not in heads:
                 heads[first] = tok(first, add_special_tokens=False)["input_ids"]
             if len(heads[first]) + len(example.ids) <= args.max_tokens:
@@ -218,6 +221,7 @@ def train(args: argparse.Namespace) -> int:
     (out / "training_log.json").write_text(json.dumps({
         "samples": len(data), "epochs": args.epochs, "steps": step, "batch": args.batch, "lr": args.lr,
         "rank": args.rank, "decision_weight": args.decision_weight, "decision_tokens": args.decision_tokens,
+        "partial_weight": args.partial_weight,
         "tokens": tokens, "wall_s": round(time.monotonic() - started, 1), "log": log}, indent=1))
     print(json.dumps({"adapter": str(out), "steps": step, "wall_s": round(time.monotonic() - started, 1)}))
     return 0
@@ -264,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--decision-weight", type=float, default=5.0,
                    help="loss weight of the opening tokens the model writes once the user has finished")
     t.add_argument("--decision-tokens", type=int, default=24, help="how many opening tokens weigh more")
+    t.add_argument("--partial-weight", type=float, default=3.0,
+                   help="loss weight of the opening tokens the model writes while the user still talks")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     m = sub.add_parser("merge")
