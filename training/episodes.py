@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.protocol import Remove, ToolCall
@@ -36,6 +36,11 @@ class Move:
     think: str
     action: ToolCall | Remove
     needs: tuple[int, ...] = ()
+    # A guess is worth making only while fewer than `until` words are heard; once the words that settle
+    # it are in ("Oscar, no, Wil" in one update), the teacher skips it, and the next move, which
+    # revised it, is written with the think `alone`.
+    until: int | None = None
+    alone: str | None = None
 
 
 @dataclass
@@ -277,8 +282,9 @@ def weather(b: Builder) -> TurnPlan:
     moves = [Move(at, f"weather in {city}", call)]
     guess = _guess_city(b, city, words)
     if guess is not None:  # a guess from the first word of a two-word city, revised when the rest is heard
-        moves = [Move(at - len(city.split()) + 1, f"probably {guess}", ToolCall(1, "get_weather", {"city": guess})),
-                 Move(at, f"it is {city}, not {guess}: fix call 1", call)]
+        moves = [Move(at - len(city.split()) + 1, f"probably {guess}", ToolCall(1, "get_weather", {"city": guess}),
+                      until=at),
+                 Move(at, f"it is {city}, not {guess}: fix call 1", call, alone=f"weather in {city}")]
     return TurnPlan(words, moves, lambda r: _answer_weather(r[1]), kind="weather")
 
 
@@ -353,8 +359,10 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
                                                                                         {"name": first}))]
     if correction:
         wrong_at = first_index(words, wrong)
-        moves = [Move(wrong_at, f"find {wrong}", ToolCall(1, "lookup_contact", {"name": wrong})),
-                 Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}))]
+        moves = [Move(wrong_at, f"find {wrong}", ToolCall(1, "lookup_contact", {"name": wrong}),
+                      until=name_at - 1),  # once "no," is heard
+                 Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}),
+                      alone=moves[0].think)]
     moves.append(Move(body_at, f"send the message to {first}", send))
     b.expected["sent"].append({"to": c[field_], "text": body})
     return TurnPlan(words, moves, lambda r: f"I sent {r[1]['name'].split()[0]} the message.",
@@ -503,8 +511,7 @@ def hesitant(b: Builder) -> TurnPlan:
     plan = message(b)
     cut = next((i + 1 for i, w in enumerate(plan.words) if w in ("that", "saying")), 2)
     plan.words[cut:cut] = ["um,"]
-    plan.moves = [Move(m.at + (1 if m.at is not None and m.at > cut else 0), m.think, m.action, m.needs)
-                  if m.at is not None else m for m in plan.moves]
+    plan.moves = [replace(m, at=m.at + (1 if m.at > cut else 0)) if m.at is not None else m for m in plan.moves]
     plan.pause_after = cut + 1
     plan.kind = "hesitant"
     return plan

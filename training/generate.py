@@ -20,7 +20,7 @@ import json
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from agent.clock import run_virtual
@@ -79,6 +79,7 @@ class Teacher:
         self.speculate = True
         self.slip = False
         self.slips: list[str] = []  # the texts of wrong steps, masked from the loss
+        self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
 
     def start(self, turn: Turn, plan: TurnPlan) -> None:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
@@ -89,16 +90,24 @@ class Teacher:
         revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.slip = self.rng.random() < SLIP_SHARE
+        self.skipped = set()
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
         trace = self.turn.trace
-        done = len(_ISSUED.findall(trace))  # moves that made it into the trace (a cut one is redone)
+        # Moves that made it into the trace (a cut one is redone), and the guesses skipped.
+        done = len(_ISSUED.findall(trace)) + len(self.skipped)
         heard = len(self.turn.heard.split())
         final = self.turn.final
         results = self._results(trace)
         if done < len(self.plan.moves):
             move = self.plan.moves[done]
+            if move.until is not None and heard >= move.until:  # the guess is settled before it was made
+                self.skipped.add(done)
+                done += 1
+                move = self.plan.moves[done]
+            if done - 1 in self.skipped:
+                move = replace(move, think=move.alone or move.think)
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
             early = (self.speculate and move.at is not None and heard >= move.at

@@ -135,6 +135,25 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
                 assert 0 <= final < m.start()
 
 
+def test_a_guess_is_not_made_once_the_words_that_settle_it_are_heard(train):
+    """"text Oscar, no, Wil, ..." heard in one update gets Wil looked up, not Oscar first and then
+    revised; heard a word at a time, the guess and its revision stay (the point of the template)."""
+    guessed = direct = 0
+    for sample in train:
+        if sample.kind != "correction":
+            continue
+        text = text_of(sample)[sample.meta["history_chars"]:]
+        guess = re.search(r"<think>(?:partial|final): find (\w+)</think>", text)
+        if guess is None:
+            direct += 1
+            assert "fix call" not in text and re.search(r"<think>(?:partial|final): find \w+'s", text), text
+            continue
+        guessed += 1
+        heard = " ".join(re.findall(r"<(?:partial|final)_query_update>([^<]*)</", text[:guess.start()]))
+        assert not re.search(rf"\b{guess.group(1)}, no,", heard), text
+    assert guessed and direct
+
+
 def test_every_think_names_the_update_it_answers_and_waits_open_unlike_any_think_after_the_final(train):
     thinks = [t for s in train for text, own in s.spans if own for t in re.findall(r"<think>([^<]*)<", text)]
     assert thinks and all(t.startswith(("partial: ", "final: ")) for t in thinks)
