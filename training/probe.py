@@ -6,6 +6,12 @@
 Runs in the embedded model's environment (torch, transformers). For each sample, the prompt is the
 trace up to the first final update that the model answers; the model continues greedily, as vLLM
 would, and its action (call, pause or answer) is compared with the one it was trained to write.
+
+With `--every-step`, every step the model was trained to write after new input (an update, a result,
+an error) is probed, and the action is compared in full (the call's tool and arguments too), apart
+for steps before and after the final update. On teacher-written samples of the held-out split this
+says how often the model decides right when every earlier step was right, which the closed-loop
+evaluation (training/evaluate.py) cannot separate from errors that compound.
 """
 
 from __future__ import annotations
@@ -29,6 +35,27 @@ def action(text: str) -> str:
     return found.group(1) if found else "none"
 
 
+def step(text: str) -> str:
+    """The action a step writes, in full: the tag, and a call's or removal's line."""
+    rest = text.split("</think>", 1)[-1].strip()
+    return rest.split("\n", 1)[0] if rest.startswith(("<tool_call>", "REMOVE")) else action(text)
+
+
+def decisions(spans: list[tuple[str, bool]], recap: int) -> list[tuple[int, bool]]:
+    """The steps after new input that the model is trained to write: (index of the input span, whether
+    the user had finished)."""
+    found, finished = [], False
+    for i, (text, own) in enumerate(spans[:-1]):
+        if own:
+            continue
+        text = text[recap if i == 0 else 0:]
+        final, partial = text.rfind("<final_query_update>"), text.rfind("<partial_query_update>")
+        finished = final > partial if final >= 0 or partial >= 0 else finished
+        if spans[i + 1][1] and text.strip():
+            found.append((i, finished))
+    return found
+
+
 def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM
@@ -37,10 +64,13 @@ def main() -> int:
     parser.add_argument("--samples", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--every-step", action="store_true", help="probe every step after new input")
     args = parser.parse_args()
     tok = load_tokenizer(args.model, TEMPLATE)
     model: Any = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     same = total = 0
+    if args.every_step:
+        return every_step(args, tok, model)
     for line in args.samples.read_text().splitlines():
         row = json.loads(line)
         spans: list[tuple[str, bool]] = row["spans"]
@@ -59,6 +89,31 @@ def main() -> int:
         if total >= args.count:
             break
     print(json.dumps({"samples": total, "same_action": same}))
+    return 0
+
+
+def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
+    counts = {phase: [0, 0, 0] for phase in ("partial", "final")}  # steps, same action, same in full
+    by_kind: dict[str, list[int]] = {}
+    for line in args.samples.read_text().splitlines()[: args.count]:
+        row = json.loads(line)
+        spans: list[tuple[str, bool]] = row["spans"]
+        for at, finished in decisions(spans, row["meta"].get("history_chars", 0)):
+            ids = tok(render(tok, row["system"], "".join(t for t, _ in spans[: at + 1])), add_special_tokens=False,
+                      return_tensors="pt")["input_ids"]
+            got = tok.decode(model.generate(ids, max_new_tokens=96, do_sample=False)[0, ids.shape[1]:])
+            want = spans[at + 1][0]
+            if action(want) == "none":  # a think cut by new input: its decision was never written
+                continue
+            c = counts["final" if finished else "partial"]
+            k = by_kind.setdefault(row["kind"], [0, 0])
+            c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + (step(got) == step(want))
+            k[0], k[1] = k[0] + 1, k[1] + (step(got) == step(want))
+            if step(got) != step(want):
+                print(f"{row['kind'][:16]:16s} want {step(want)[:100]!r}\n{'':16s} got  {step(got)[:100]!r}")
+    print(json.dumps({"samples": min(args.count, len(args.samples.read_text().splitlines())),
+                      **{f"{p}_steps": f"{n} (action {a}, in full {f})" for p, (n, a, f) in counts.items()},
+                      "in_full_by_kind": {k: f"{f}/{n}" for k, (n, f) in sorted(by_kind.items())}}))
     return 0
 
 

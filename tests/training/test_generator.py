@@ -13,6 +13,7 @@ from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, draw_value, episode
 from training.evaluate import episode_set
 from training.generate import draw, generate, run_episode
+from training.probe import decisions, step
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +261,19 @@ def test_a_value_that_cannot_be_drawn_for_a_split_is_an_error_not_a_hang():
                 if v not in POOLS["heldout"].first_names)
     with pytest.raises(LookupError):
         values.draw(lambda rng: f"{held} {values.name(rng)}", "train", random.Random(0))
+
+
+def test_the_probe_finds_each_step_after_new_input_and_reads_its_action_in_full(train):
+    phases = set()
+    for sample in train[:40]:
+        found = decisions(sample.spans, sample.meta["history_chars"])
+        assert found, sample.spans
+        for at, finished in found:
+            assert not sample.spans[at][1] and sample.spans[at + 1][1]
+            phases.add(finished)
+        assert found[-1][1]  # the answer comes after the final update
+    assert phases == {True, False}
+    call = '<think>final: find Ana</think>\n<tool_call>{"id": 1, "name": "lookup_contact"}</tool_call>\n'
+    assert step(call) == '<tool_call>{"id": 1, "name": "lookup_contact"}</tool_call>'
+    assert step("<think>partial: more to come</think>\n<pause/>\n") == "pause/"
+
