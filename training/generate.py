@@ -102,7 +102,8 @@ class Teacher:
         results = self._results(trace)
         if done < len(self.plan.moves):
             move = self.plan.moves[done]
-            if move.until is not None and heard >= move.until:  # the guess is settled before it was made
+            if move.until is not None and heard >= move.until and done + 1 < len(self.plan.moves):
+                # the guess is settled before it was made
                 self.skipped.add(done)
                 done += 1
                 move = self.plan.moves[done]

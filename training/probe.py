@@ -8,8 +8,8 @@ trace up to the first final update that the model answers; the model continues g
 would, and its action (call, pause or answer) is compared with the one it was trained to write.
 
 With `--every-step`, every step the model was trained to write after new input (an update, a result,
-an error) is probed, and the action is compared in full (the call's tool and arguments too), apart
-for steps before and after the final update. On teacher-written samples of the held-out split this
+an error) is probed, and the action is compared in full (the call's tool and arguments too),
+counted separately before and after the final update. On teacher-written samples of the held-out split this
 says how often the model decides right when every earlier step was right, which the closed-loop
 evaluation (training/evaluate.py) cannot separate from errors that compound.
 """
