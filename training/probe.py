@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script in the model's environment
-from training.sft import load_tokenizer, render  # the same rendering as training and serving
+from training.sft import has_finished, load_tokenizer, render  # the same rendering as training and serving
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "configs" / "chatml_tools.jinja"
 ACTION = re.compile(r"<(tool_call|pause/|answer)>?")
@@ -49,8 +49,7 @@ def decisions(spans: list[tuple[str, bool]], recap: int) -> list[tuple[int, bool
         if own:
             continue
         text = text[recap if i == 0 else 0:]
-        final, partial = text.rfind("<final_query_update>"), text.rfind("<partial_query_update>")
-        finished = final > partial if final >= 0 or partial >= 0 else finished
+        finished = has_finished(text, finished)
         if spans[i + 1][1] and text.strip():
             found.append((i, finished))
     return found
@@ -95,7 +94,8 @@ def main() -> int:
 def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
     counts = {phase: [0, 0, 0] for phase in ("partial", "final")}  # steps, same action, same in full
     by_kind: dict[str, list[int]] = {}
-    for line in args.samples.read_text().splitlines()[: args.count]:
+    lines = args.samples.read_text().splitlines()[: args.count]
+    for line in lines:
         row = json.loads(line)
         spans: list[tuple[str, bool]] = row["spans"]
         for at, finished in decisions(spans, row["meta"].get("history_chars", 0)):
@@ -105,13 +105,14 @@ def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
             want = spans[at + 1][0]
             if action(want) == "none":  # a think cut by new input: its decision was never written
                 continue
+            full = step(got) == step(want)
             c = counts["final" if finished else "partial"]
             k = by_kind.setdefault(row["kind"], [0, 0])
-            c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + (step(got) == step(want))
-            k[0], k[1] = k[0] + 1, k[1] + (step(got) == step(want))
-            if step(got) != step(want):
+            c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + full
+            k[0], k[1] = k[0] + 1, k[1] + full
+            if not full:
                 print(f"{row['kind'][:16]:16s} want {step(want)[:100]!r}\n{'':16s} got  {step(got)[:100]!r}")
-    print(json.dumps({"samples": min(args.count, len(args.samples.read_text().splitlines())),
+    print(json.dumps({"samples": len(lines),
                       **{f"{p}_steps": f"{n} (action {a}, in full {f})" for p, (n, a, f) in counts.items()},
                       "in_full_by_kind": {k: f"{f}/{n}" for k, (n, f) in sorted(by_kind.items())}}))
     return 0

@@ -65,6 +65,13 @@ def encode(tok: Any, sample: dict[str, Any]) -> tuple[list[int], list[int]]:
     return ids + example.ids, [IGNORE] * len(ids) + example.labels
 
 
+def has_finished(injected: str, before: bool) -> bool:
+    """Whether the user has finished after this injected text: its last update says so, or, with no
+    update in it (a result, an error), as before."""
+    final, partial = injected.rfind("<final_query_update>"), injected.rfind("<partial_query_update>")
+    return final > partial if final >= 0 or partial >= 0 else before
+
+
 def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: int,
           partial_weight: float = 1.0) -> Example:
     """The sequence after the head. The first `opening` tokens of each span the model writes once the
@@ -82,8 +89,7 @@ def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: 
         if not own:
             labels += [IGNORE] * len(piece)
             weights += [0.0] * len(piece)
-            final, partial = text.rfind("<final_query_update>"), text.rfind("<partial_query_update>")
-            finished = final > partial if final >= 0 or partial >= 0 else finished
+            finished = has_finished(text, finished)
             continue
         labels += piece
         heavy = weight if finished else partial_weight
