@@ -164,6 +164,7 @@ class Turn:
         self._regex = action_regex(tools) if self.config.constrained else None
         self._regex_no_pause = action_regex(tools, pause=False) if self.config.constrained else None
         self._steps_after_final = 0
+        self._step_counted = False  # the running generation counts against max_steps_after_final
         self._calls_issued = 0
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue()
         # Display events (TraceEvent) are dropped when a consumer falls this far behind.
@@ -376,6 +377,7 @@ class Turn:
         self._chunk_ends = []
         self._step_action = None
         regex = self._regex
+        self._step_counted = self.final
         if self.final:
             self._steps_after_final += 1
             if self._steps_after_final > self.config.max_steps_after_final:
@@ -418,6 +420,10 @@ class Turn:
         else:
             kept, cut = text[: parser.boundary], parser.boundary
         kept = kept.rstrip()
+        if not kept and self._step_counted:
+            # Cut before it wrote anything (a tool result came first): not a step. Counting these, a
+            # slow model ran out of steps in a three-call chain, a call and a lost step per result.
+            self._steps_after_final -= 1
         if kept:
             own = kept.removesuffix(INTERRUPTED).rstrip()  # a space before the marker goes with the marker,
             self.spans += [(own, True), (kept[len(own):] + SEP, False)]  # as the tokenizer joins them

@@ -3,11 +3,15 @@
     python -m training.evaluate --episodes 20 --out runs/train-eval      # untrained and trained, both decodings
 
 Each held-out episode (names, places, wording and a tool chain never trained on) is spoken at 150 words
-per minute into the real worker with the real embedded vLLM deciding. Per turn:
+per minute into the real worker with the real embedded vLLM deciding (`--models teacher`: the generator's
+teacher decides instead, on the virtual clock at the embedded model's speed, which must score full marks:
+a check of the scoring, not of a model). Per turn:
 - well-formed: the turn completed by the protocol (no malformed step, unknown tool or bad arguments,
   no fallback to plain chat);
-- first call right: call 1 as it finally stood (after any revision) has the gold tool and arguments;
-- sequence exact: the calls that ran, in id order, are exactly the gold calls;
+- first call right: the first call as it finally stood (after any revision; a withdrawn one is not the first)
+  has the gold tool and arguments;
+- sequence exact: the calls that ran, in id order, are exactly the gold calls (a lookup that ran and was then
+  withdrawn no longer counts: it changed nothing, and the gold leaves it out too);
 - premature unsafe: state-changing calls issued before the final update (attempts; the graph holds
   them) and started before it (must be 0);
 - stalled: the turn had not ended after STALL_S (it is cancelled and its trace printed).
@@ -25,17 +29,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.clock import run_virtual
 from agent.embedded import open_llm
 from agent.events import ToolCallEvent, TurnStatus
 from agent.ledger import FINAL, TOOL
-from agent.llm import LLM
+from agent.llm import LLM, OpenAICompatibleLLM
 from agent.tools import ToolBox
 from agent.worker import AgentSession, Turn
 from configs.settings import Settings
 from evals.demo_suite import normalize
+from evals.fake_llm import ASGIStreamTransport, ScriptedLLM
 from evals.simulated_user import SimulatedUser
 from training.episodes import Episode, Split, TurnPlan
-from training.generate import BFCL_SHARE, catalog_for, draw
+from training.generate import BFCL_SHARE, Teacher, catalog_for, draw
 
 STALL_S = 240.0  # a turn takes 10-30 s here
 
@@ -68,12 +74,15 @@ def _same(a: list[tuple[str, dict[str, Any]]], b: list[tuple[str, dict[str, Any]
     return norm(a) == norm(b)
 
 
-async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm: float) -> list[TurnScore]:
+async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm: float,
+                      teacher: Teacher | None = None) -> list[TurnScore]:
     box = ToolBox(catalog_for(ep), latency_s=(0.5, 1.0), seed=index)
     session = AgentSession(llm, box, settings.agent_config())
     scores = []
     for plan in ep.turns:
         turn = session.new_turn()
+        if teacher is not None:
+            teacher.start(turn, plan)
         final_calls: dict[int, tuple[str, dict[str, Any]]] = {}
         ran: dict[int, tuple[str, dict[str, Any]]] = {}
 
@@ -83,8 +92,12 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
                 if isinstance(e, ToolCallEvent):
                     if e.event in ("issued", "revised"):
                         final_calls[e.call_id] = (e.name, e.arguments)
-                    elif e.event == "cancelled" and final_calls.get(e.call_id) == (e.name, e.arguments):
-                        final_calls.pop(e.call_id, None)
+                    elif e.event == "cancelled":
+                        if final_calls.get(e.call_id) == (e.name, e.arguments):
+                            final_calls.pop(e.call_id, None)
+                        tool = box.get(e.name)
+                        if tool is not None and tool.safe and ran.get(e.call_id) == (e.name, e.arguments):
+                            ran.pop(e.call_id)  # a withdrawn (or revised) lookup that ran changed nothing
                     elif e.event == "completed":
                         ran[e.call_id] = (e.name, e.arguments)
 
@@ -107,7 +120,7 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
         unsafe = [m for m in marks if m["kind"] == TOOL and not m["safe"]]
         gold = gold_calls(plan)
         calls = [ran[i] for i in sorted(ran)]
-        first = final_calls.get(1)
+        first = final_calls[min(final_calls)] if final_calls else None
         scores.append(TurnScore(
             index, plan.kind,
             done.status == TurnStatus.COMPLETED and not any(m["kind"] == "protocol_error" for m in marks),
@@ -117,6 +130,22 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
             sum(1 for m in unsafe if m["event"] == "started" and m["t"] < final_at),
             "stalled" if stalled else str(done.status), calls, gold, round(time.monotonic() - started, 2), turn.trace))
     return scores
+
+
+async def _teacher_episode(ep: Episode, index: int, settings: Settings, wpm: float) -> list[TurnScore]:
+    # The embedded model's speed on a CPU: about a second to the first token, 25 tokens/s.
+    teacher = Teacher(random.Random(index), 1.0, 25.0, ep.catalog.tools, slip_share=0.0)
+    llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(ScriptedLLM(teacher)))
+    try:
+        return await run_episode(ep, index, llm, settings, wpm, teacher)
+    finally:
+        await llm.aclose()
+
+
+def evaluate_teacher(settings: Settings, episodes: list[Episode], wpm: float) -> list[TurnScore]:
+    """The teacher as the model, on the virtual clock: what a model that had learnt its data exactly
+    would score (full marks, or the scoring is wrong)."""
+    return [s for i, ep in enumerate(episodes) for s in run_virtual(_teacher_episode(ep, i, settings, wpm))]
 
 
 def summarize(scores: list[TurnScore]) -> dict[str, Any]:
@@ -180,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bfcl-share", type=float, default=BFCL_SHARE, help="episodes on BFCL's tool schemas")
     parser.add_argument("--split", choices=("heldout", "train"), default="heldout",
                         help="train: fresh episodes of the training distribution (a diagnostic, not the score)")
-    parser.add_argument("--models", default="untrained,trained")
+    parser.add_argument("--models", default="untrained,trained", help="untrained, trained, teacher (a check)")
     parser.add_argument("--decoding", default="unconstrained,constrained")
     parser.add_argument("--out", type=Path, default=Path("runs/train-eval"))
     args = parser.parse_args(argv)
@@ -195,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             settings.agent.max_step_tokens = 256  # a well-formed step is far shorter; bounds runaway text
             name = f"{model}-{decoding}"
             started = time.monotonic()
-            scores = asyncio.run(evaluate(settings, episodes, args.wpm, args.out / f"{name}.jsonl"))
+            if model == "teacher":
+                scores = evaluate_teacher(settings, episodes, args.wpm)
+                (args.out / f"{name}.jsonl").write_text("".join(json.dumps(asdict(s)) + "\n" for s in scores))
+            else:
+                scores = asyncio.run(evaluate(settings, episodes, args.wpm, args.out / f"{name}.jsonl"))
             report[name] = summarize(scores) | {"wall_s": round(time.monotonic() - started)}
             print(name, json.dumps(report[name]), flush=True)
     (args.out / "summary.json").write_text(json.dumps(report, indent=2))

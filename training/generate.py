@@ -69,8 +69,10 @@ class Sample:
 class Teacher:
     """Decides each step from what the model has seen so far (the turn's trace), following the plan."""
 
-    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, tools: Sequence[Tool]) -> None:
+    def __init__(self, rng: random.Random, first_token_s: float, tokens_per_s: float, tools: Sequence[Tool],
+                 slip_share: float = SLIP_SHARE) -> None:
         self.rng = rng
+        self.slip_share = slip_share
         self.tools = frozenset(t.name for t in tools)
         self.safe = frozenset(t.name for t in tools if t.safe)
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
@@ -89,7 +91,7 @@ class Teacher:
         ids = [m.action.id for m in plan.moves]
         revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
         self.speculate = revises or self.rng.random() >= LATE_SHARE
-        self.slip = self.rng.random() < SLIP_SHARE
+        self.slip = self.rng.random() < self.slip_share
         self.skipped = set()
 
     def __call__(self, rec: Recorded) -> Reply:
@@ -97,8 +99,9 @@ class Teacher:
         trace = self.turn.trace
         # Moves that made it into the trace (a cut one is redone), and the guesses skipped.
         done = len(_ISSUED.findall(trace)) + len(self.skipped)
-        heard = len(self.turn.heard.split())
         final = self.turn.final
+        # (`heard` holds the partial updates only: the final one may bring words no partial did.)
+        heard = len((self.turn.final_text if final else self.turn.heard).split())
         results = self._results(trace)
         if done < len(self.plan.moves):
             move = self.plan.moves[done]

@@ -436,7 +436,24 @@ def test_step_budget_forces_an_answer_only_step():
     done = run_virtual(h.turn([(0, final("weather"))]))
     assert done.status == TurnStatus.COMPLETED and done.answer == "Here is what I found."
     forced = [answer_only(r) for r in h.requests]
-    assert forced[:3] == [False] * 3 and all(forced[3:]) and len(forced) >= 4
+    assert True in forced and forced.index(True) >= 3 and all(forced[forced.index(True):])
+
+
+def test_a_step_cut_before_it_wrote_anything_does_not_count_against_the_step_budget():
+    # A slow model: each step after a call is cut by that call's result before its first token.
+    def policy(rec: Recorded) -> Reply:
+        n = rec.prefix.count("<tool_call>")
+        if n < 3:
+            return Reply(step("next", ToolCall(n + 1, "get_weather", {"city": "Paris"})), first_token_s=0.5)
+        if rec.prefix.count("<tool_result") < 3:
+            return Reply(step("waiting", Pause()), first_token_s=0.5)
+        return Reply(step("done", Answer("Fourteen degrees, three times.")), first_token_s=0.5)
+
+    h = harness(policy, latency=(0.1, 0.1), constrained=False, max_steps_after_final=4)
+    done = run_virtual(h.turn([(0, final("weather in Paris three times"))]))
+    assert done.status == TurnStatus.COMPLETED and done.answer == "Fourteen degrees, three times."
+    cut = [r for r in h.requests if r.aborted]
+    assert len(cut) >= 2 and len(h.requests) > 4  # more requests than the budget, yet no fallback
 
 
 def test_after_the_final_update_with_nothing_pending_the_model_cannot_pause():
