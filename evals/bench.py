@@ -33,6 +33,7 @@ from agent.clock import run_virtual
 from agent.events import AnswerDelta, ToolCallEvent, TranscriptUpdate, TurnDone
 from agent.ledger import FINAL, SPEECH_END
 from agent.llm import LLM, OpenAICompatibleLLM
+from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Think, ToolCall, format_element
 from agent.tools import Catalog, ToolBox
 from agent.worker import MODES, AgentConfig, AgentSession, Mode, Turn
@@ -238,17 +239,19 @@ async def run_task(task: bfcl.Task, mode: Mode, timing: Timing, *, wpm: float = 
                    latency: tuple[float, float] = (0.5, 1.0), seed: int = 0,
                    partial_updates: Literal["interrupt", "at_boundary"] = "at_boundary",
                    model: LLM | None = None, words_per_update: int = 1, speaker: Speaker | None = None,
-                   tts: TTS | None = None, suite: Suite = SUITES["bfcl-base"]) -> TaskResult:
-    """One task in one mode. With `model` (an LLM client) the model decides and time is real; without,
-    the oracle decides (on the virtual clock unless the audio path runs). `speaker` replaces the text
-    path's simulated user (the audio path); `tts` speaks each answer to time its first audio."""
+                   tts: TTS | None = None, suite: Suite = SUITES["bfcl-base"], prompt: PromptStyle = "full"
+                   ) -> TaskResult:
+    """One task in one mode. With `model` (an LLM client, prompted as `prompt`) the model decides and time
+    is real; without, the oracle decides (on the virtual clock unless the audio path runs). `speaker`
+    replaces the text path's simulated user (the audio path); `tts` speaks each answer to time its first
+    audio."""
     oracle = Oracle(timing)
     own_llm = OpenAICompatibleLLM("http://oracle/v1", "oracle", transport=ASGIStreamTransport(ScriptedLLM(oracle)))
     llm: LLM = model if model is not None else own_llm
     box = ToolBox(suite.catalog(task), latency_s=latency, seed=seed)
     safe = {t.name for t in box.tools.values() if t.safe}
     config = AgentConfig(mode=mode, max_steps_after_final=40, max_calls=40, history_chars=20_000,
-                         partial_updates=partial_updates)
+                         partial_updates=partial_updates, prompt=prompt)
     session = AgentSession(llm, box, config)
     user: Speaker = speaker or SimulatedUser(wpm=wpm, endpoint_delay_s=endpoint_s, words_per_update=words_per_update)
     loop = asyncio.get_running_loop()
@@ -427,14 +430,18 @@ def run(suite: str, modes: list[Mode], timing: str, limit: int | None, out: Path
             async def real_time() -> None:
                 async with contextlib.AsyncExitStack() as stack:
                     model: LLM | None = None
+                    prompt: PromptStyle = "full"
                     if policy == "model":
                         from agent.embedded import open_llm
 
+                        served = settings or Settings.load()
+                        prompt = served.agent_config().prompt  # the short one for the fine-tuned model
                         model = await stack.enter_async_context(
-                            open_llm(settings or Settings.load(), log=lambda m: print(m, file=sys.stderr)))
+                            open_llm(served, log=lambda m: print(m, file=sys.stderr)))
                     speaker, tts = await spoken_user(endpoint_s) if audio else (None, None)
                     for i, (task, mode) in enumerate(todo, 1):
-                        record(i, task, mode, await call(task, mode, model=model, speaker=speaker, tts=tts))
+                        record(i, task, mode, await call(task, mode, model=model, prompt=prompt, speaker=speaker,
+                                                         tts=tts))
 
             asyncio.run(real_time())
     print(file=sys.stderr)

@@ -5,9 +5,14 @@ import asyncio
 import pytest
 
 from agent.clock import run_virtual
+from agent.llm import OpenAICompatibleLLM
+from agent.prompt import system_prompt
+from agent.protocol import Answer
 from configs.catalogs.demo import DemoState
 from evals import bfcl, demo_suite
 from evals.bench import SUITES, TIMINGS, ceiling, run_task, summarize
+from evals.fake_llm import ASGIStreamTransport, Reply, ScriptedLLM
+from tests.support import step
 
 
 def test_bfcl_gold_calls_parse_validate_and_score_valid():
@@ -144,3 +149,14 @@ def test_the_oracle_knows_the_conversation_and_waits_for_the_intent():
     oracle.utterance = oracle.heard = "buy 50 shares at $150 each"
     order = bfcl.GoldCall("place_order", {"amount": 50, "price": 150.0})
     assert oracle._available(order, earlier=0, results_in=True, final=False)  # 150.0 is said as "$150"
+
+
+def test_a_model_under_benchmark_gets_the_prompt_it_was_trained_with():
+    fake = ScriptedLLM(lambda rec: Reply(step("answer", Answer("Done."))))
+    model = OpenAICompatibleLLM("http://fake/v1", "scripted", transport=ASGIStreamTransport(fake))
+    suite = SUITES["demo"]
+    task = suite.load(1)[0]
+    run_virtual(run_task(task, "sequential", TIMINGS["gpu-3b"], suite=suite, model=model, prompt="trained"))
+    tools = list(suite.catalog(task).tools)
+    trained = system_prompt(tools, suite.catalog(task).example, "trained")
+    assert fake.requests and all(r.body["messages"][0]["content"] == trained for r in fake.requests)
