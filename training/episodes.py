@@ -622,7 +622,6 @@ KINDS: dict[str, tuple[Callable[[Builder], TurnPlan], float, float]] = {
     "weather_correction": (weather_correction, 0.75, 0), "contact_correction": (contact_correction, 0.5, 0),
 }
 HELDOUT_ONLY = tuple(k for k in KINDS if not KINDS[k][1])  # a three-call chain never trained on
-TRAIN_ONLY = tuple(k for k in KINDS if not KINDS[k][2])
 
 
 def weight(kind: str, split: Split) -> float:
