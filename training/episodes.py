@@ -390,7 +390,9 @@ def calendar(b: Builder) -> TurnPlan:
                      f"read me my appointments on {spoken}", f"what's happening on {spoken}"],
                     [f"am I free on {spoken}"])
     words = said(b.split, b.rng, text)
-    moves = [Move(len(words), f"read the calendar for {date}", ToolCall(1, "read_calendar", {"date": date}))]
+    # The think says the date as heard, then as the tool wants it: the conversion is then made next to
+    # its words (run 14 wrote 2026-04-10 for "April twentieth" four turns in 59).
+    moves = [Move(len(words), f"read the calendar for {spoken}: {date}", ToolCall(1, "read_calendar", {"date": date}))]
 
     def answer(r: Results) -> str:
         if not r[1]:
@@ -421,7 +423,7 @@ def event(b: Builder) -> TurnPlan:
                      f"save {title} on {spoken_date} at {spoken_time} in my calendar"],
                     [f"book {title} for {spoken_date} at {spoken_time}"])
     words = said(b.split, b.rng, text)
-    moves = [Move(len(words), f"create {title} on {date} at {time}",
+    moves = [Move(len(words), f"create {title} on {spoken_date} at {spoken_time}: {date} {time}",
                   ToolCall(1, "create_event", {"title": title, "date": date, "time": time}))]
     b.expected["calendar"].append({"title": title, "date": date, "time": time})
     return TurnPlan(words, moves, lambda r: f"I added {title} on {spoken_date} at {spoken_time}.", kind="event")
@@ -478,7 +480,8 @@ def calendar_then_message(b: Builder) -> TurnPlan:
     text = b.phrase([f"check my calendar for {spoken} and text {first} that {body}"],
                     [f"look at {spoken} on my calendar and message {first} that {body}"])
     words = words_of(text)
-    lookup = Move(first_index(words, *spoken.split()), f"read {date}", ToolCall(1, "read_calendar", {"date": date}))
+    lookup = Move(first_index(words, *spoken.split()), f"read {spoken}: {date}",
+                  ToolCall(1, "read_calendar", {"date": date}))
     return TurnPlan(words, _then_text(b, words, lookup, c, body),
                     lambda r: f"You have {len(r[1])} events that day, and I texted {first}.",
                     kind="calendar_then_message")

@@ -39,10 +39,12 @@ from training.episodes import Episode, Results, Split, TurnPlan, episode
 _ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
 _REFUSED = re.compile(r"</tool_call>\s*<error>")
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
-# No think before the final update opens with a word that a think after it opens with ("the", "not",
-# "wait"): run 6's model, having written "partial: the user is still talking" word after word, copied
-# it after "final: the" too.
-WAITS = ("listening", "still listening", "keep listening", "hearing more", "more to come")
+# One think per kind of step that carries no value: the first token after "partial:" / "final:" is the
+# decision, and synonyms would split its probability (a greedy decoder then picks whichever single
+# token is largest) and put noise the model cannot learn on the most weighted tokens. No think before
+# the final update opens with a word that a think after it opens with: run 6's model, having written
+# "partial: the user is still talking" word after word, copied it after "final: the" too.
+WAIT, PENDING, DONE = "listening", "results pending", "all results are in"
 LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
 SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
 
@@ -124,12 +126,8 @@ class Teacher:
                     self.slips.append(str(reply.text).strip())
                 return reply
         elif final and self._all_results_in(trace):
-            return self._reply(final, self.rng.choice(("answer now", "all results are in", "tell the user")),
-                               Answer(self.plan.answer(results)))
-        if final:
-            return self._reply(final, self.rng.choice(("results pending", "calls still running")),
-                               Pause())
-        return self._reply(final, self.rng.choice(WAITS), Pause())
+            return self._reply(final, DONE, Answer(self.plan.answer(results)))
+        return self._reply(final, PENDING if final else WAIT, Pause())
 
     def _wrong(self, action: ToolCall | Remove, trace: str) -> ToolCall | None:
         """A call the worker refuses, as a small model gets one wrong: the chain's next call before the
