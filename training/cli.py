@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=850, help="training episodes (1-3 turns) to generate")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4, help="sequences per optimizer step (4 since run 16)")
     parser.add_argument("--rank", type=int, default=12, help="LoRA rank (12 on all linear layers: ~7 MB in bf16)")
     parser.add_argument("--decision-weight", type=float, default=5.0,
                         help="loss weight of the first tokens the model writes once the user has finished")

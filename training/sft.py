@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", required=True)
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--batch", type=int, default=4)
     t.add_argument("--micro", type=int, default=2, help="sequences per forward pass (memory)")
     t.add_argument("--rank", type=int, default=12)
     t.add_argument("--max-steps", type=int, default=0)
