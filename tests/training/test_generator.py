@@ -164,6 +164,16 @@ def test_every_think_names_the_update_it_answers_and_waits_open_unlike_any_think
     assert waits and after_final and not waits & after_final
 
 
+def test_a_step_that_carries_no_value_has_one_think(train):
+    """Synonyms would split the probability of the decision's first token, and a greedy decoder takes
+    the largest single token."""
+    text = "".join(text for s in train for text, own in s.spans if own)
+    pauses = set(re.findall(r"<think>([^<]*)</think>\n<pause/>", text))
+    answers = set(re.findall(r"<think>([^<]*)</think>\n<answer>", text))
+    assert pauses == {"partial: listening", "final: results pending"}
+    assert answers == {"final: all results are in"}
+
+
 def test_repeated_pauses_are_mostly_context_not_targets():
     from training.generate import KEEP_REPEATED_PAUSE, _thin_pauses
 
