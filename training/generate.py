@@ -46,6 +46,9 @@ _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 # "partial: the user is still talking" word after word, copied it after "final: the" too.
 WAIT, PENDING, DONE = "listening", "results pending", "all results are in"
 LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
+# Turns whose revision or removal waits for the final update: live, the CPU model's steps are often all
+# cut between "no, Wil," and the final update, and run 16 then went on to the message to Oscar.
+LATE_FIX_SHARE = 0.35
 SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
 
 
@@ -81,6 +84,7 @@ class Teacher:
         self.turn: Turn | None = None
         self.plan: TurnPlan | None = None
         self.speculate = True
+        self.late_fix = False
         self.slip = False
         self.slips: list[str] = []  # the texts of wrong steps, masked from the loss
         self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
@@ -93,6 +97,7 @@ class Teacher:
         ids = [m.action.id for m in plan.moves]
         revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
         self.speculate = revises or self.rng.random() >= LATE_SHARE
+        self.late_fix = revises and self.rng.random() < LATE_FIX_SHARE
         self.slip = self.rng.random() < self.slip_share
         self.skipped = set()
 
@@ -117,7 +122,7 @@ class Teacher:
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
             early = (self.speculate and move.at is not None and heard >= move.at
-                     and not self._changes_state(move.action))
+                     and not self._changes_state(move.action) and not (self.late_fix and self._fixes(done)))
             due = final or early
             if due and all(n in results for n in move.needs):
                 wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
@@ -145,6 +150,13 @@ class Teacher:
                  action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
         names -= self.tools
         return ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments) if names else None
+
+    def _fixes(self, index: int) -> bool:
+        """Whether the plan's move `index` revises or removes a call made before it (not a skipped guess)."""
+        assert self.plan is not None
+        action = self.plan.moves[index].action
+        made = {m.action.id for i, m in enumerate(self.plan.moves[:index]) if i not in self.skipped}
+        return isinstance(action, Remove) or action.id in made
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe

@@ -136,6 +136,20 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
                 assert 0 <= final < m.start()
 
 
+def test_a_revision_or_removal_is_also_taught_right_after_the_final_update(train):
+    """Live, every step between "no, Wil," and the final update may be cut: the fix must come first
+    then, before the message that needs it."""
+    fixes = re.compile(r"<think>final: (not \w+ but|it is|they do not)[^<]*</think>\n<tool_call>[^<]*</tool_call>")
+    late = 0
+    for s in train:
+        own = re.sub(r"<think>[^<]*</think>(?=<think>)", "", "".join(text for text, own in s.spans if own))  # cut steps
+        at = own.find("<think>final:")
+        if at > 0 and "<tool_call>" in own[:at] and fixes.search(own, at):  # the call to fix was made early
+            assert fixes.match(own, at), own[at:at + 200]
+            late += 1
+    assert late >= 8  # 5 in these episodes before LATE_FIX_SHARE
+
+
 def test_a_guess_is_not_made_once_the_words_that_settle_it_are_heard(train):
     """"text Oscar, no, Wil, ..." heard in one update gets Wil looked up, not Oscar first and then
     revised; heard a word at a time, the guess and its revision stay (the point of the template)."""
