@@ -92,7 +92,7 @@ class Teacher:
     def start(self, turn: Turn, plan: TurnPlan) -> None:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
         catch up on what it did not do early; not those that revise or remove a call, whose early guess
-        is the point."""
+        is the point: some of those hold only the fix back."""
         self.turn, self.plan = turn, plan
         ids = [m.action.id for m in plan.moves]
         revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
