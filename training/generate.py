@@ -93,13 +93,11 @@ class Teacher:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
         catch up on what it did not do early; not those that revise or remove a call, whose early guess
         is the point: some of those hold only the fix back."""
-        self.turn, self.plan = turn, plan
-        ids = [m.action.id for m in plan.moves]
-        revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
+        self.turn, self.plan, self.skipped = turn, plan, set()
+        revises = any(self._fixes(i) for i in range(len(plan.moves)))
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.late_fix = revises and self.rng.random() < LATE_FIX_SHARE
         self.slip = self.rng.random() < self.slip_share
-        self.skipped = set()
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None

@@ -139,7 +139,7 @@ def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_poin
 def test_a_revision_or_removal_is_also_taught_right_after_the_final_update(train):
     """Live, every step between "no, Wil," and the final update may be cut: the fix must come first
     then, before the message that needs it."""
-    fixes = re.compile(r"<think>final: (not \w+ but|it is|they do not)[^<]*</think>\n<tool_call>[^<]*</tool_call>")
+    fixes = re.compile(r"<think>final: [^<]*: (fix|remove) call \d+</think>\n<tool_call>[^<]*</tool_call>")
     late = 0
     for s in train:
         own = re.sub(r"<think>[^<]*</think>(?=<think>)", "", "".join(text for text, own in s.spans if own))  # cut steps
@@ -147,7 +147,7 @@ def test_a_revision_or_removal_is_also_taught_right_after_the_final_update(train
         if at > 0 and "<tool_call>" in own[:at] and fixes.search(own, at):  # the call to fix was made early
             assert fixes.match(own, at), own[at:at + 200]
             late += 1
-    assert late >= 8  # 5 in these episodes before LATE_FIX_SHARE
+    assert late >= 8  # 7 in these episodes before LATE_FIX_SHARE, one of them not fixed first
 
 
 def test_a_guess_is_not_made_once_the_words_that_settle_it_are_heard(train):
