@@ -38,7 +38,7 @@ class Move:
     needs: tuple[int, ...] = ()
     # A guess is worth making only while fewer than `until` words are heard; once the words that settle
     # it are in ("Oscar, no, Wil" in one update), the teacher skips it, and the next move, which
-    # revised it, is written with the think `alone`.
+    # revised it, is written with the think `alone`; a next move that removed it is skipped too.
     until: int | None = None
     alone: str | None = None
 
@@ -498,7 +498,8 @@ def changed_mind(b: Builder) -> TurnPlan:
     ask, withdraw = "what's the weather in", "actually never mind"
     text = f"{ask} {city}, {withdraw}, set a timer for {spoken} minutes for {label}"
     words = said(b.split, b.rng, text)
-    moves = [Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city})),
+    moves = [Move(first_index(words, city), f"weather in {city}", ToolCall(1, "get_weather", {"city": city}),
+                  until=first_index(words, withdraw)),
              Move(first_index(words, withdraw), "they do not want the weather any more: remove call 1", Remove(1)),
              Move(len(words), f"a {n} minute timer", ToolCall(2, "set_timer", {"minutes": n, "label": label}))]
     b.expected["timers"].append({"minutes": n, "label": label})
@@ -547,7 +548,7 @@ def _withdrawn(b: Builder) -> TurnPlan:
         def answer(r: Results) -> str:
             return f"{r[2]['name']}'s phone number is {r[2]['phone']}."
     words = said(b.split, b.rng, f"{first_part} {value}, {withdraw}, {rest}")
-    moves = [Move(first_index(words, value), think, lookup),
+    moves = [Move(first_index(words, value), think, lookup, until=first_index(words, withdraw)),
              Move(first_index(words, withdraw), gone, Remove(1)),
              Move(len(words) if key is None else first_index(words, withdraw, key), follow_think, follow)]
     return TurnPlan(words, moves, answer, kind="changed_mind")

@@ -38,6 +38,7 @@ from training.episodes import Episode, Results, Split, TurnPlan, episode
 # A call the worker refused (an error block follows it) did not happen: only the others count.
 _ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
 _REFUSED = re.compile(r"</tool_call>\s*<error>")
+_REF = re.compile(r"^\$(\d+)(.*)$", re.S)  # a reference to call N's result, or to a part of it
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 # One think per kind of step that carries no value: the first token after "partial:" / "final:" is the
 # decision, and synonyms would split its probability (a greedy decoder then picks whichever single
@@ -88,12 +89,13 @@ class Teacher:
         self.slip = False
         self.slips: list[str] = []  # the texts of wrong steps, masked from the loss
         self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
+        self.gone: set[int] = set()  # calls (plan ids) withdrawn before they were made: later ids close up
 
     def start(self, turn: Turn, plan: TurnPlan) -> None:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
         catch up on what it did not do early; not those that revise or remove a call, whose early guess
         is the point: some of those hold only the fix back."""
-        self.turn, self.plan, self.skipped = turn, plan, set()
+        self.turn, self.plan, self.skipped, self.gone = turn, plan, set(), set()
         revises = any(self._fixes(i) for i in range(len(plan.moves)))
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.late_fix = revises and self.rng.random() < LATE_FIX_SHARE
@@ -107,14 +109,21 @@ class Teacher:
         final = self.turn.final
         # (`heard` holds the partial updates only: the final one may bring words no partial did.)
         heard = len((self.turn.final_text if final else self.turn.heard).split())
-        results = self._results(trace)
-        if done < len(self.plan.moves):
-            move = self.plan.moves[done]
-            if move.until is not None and heard >= move.until and done + 1 < len(self.plan.moves):
+        results = {self._plan_id(i): r for i, r in self._results(trace).items()}
+        moves = self.plan.moves
+        if done < len(moves):
+            move = moves[done]
+            if move.until is not None and heard >= move.until and done + 1 < len(moves):
                 # the guess is settled before it was made
                 self.skipped.add(done)
                 done += 1
-                move = self.plan.moves[done]
+                move = moves[done]
+                if move.action == Remove(moves[done - 1].action.id) and done + 1 < len(moves):
+                    # withdrawn before it was made: neither the call nor its removal is written
+                    self.skipped.add(done)
+                    self.gone.add(move.action.id)
+                    done += 1
+                    move = moves[done]
             if done - 1 in self.skipped:
                 move = replace(move, think=move.alone or move.think)
             # A state-changing call is only written once the final update is in (it is the commit
@@ -124,7 +133,7 @@ class Teacher:
             due = final or early
             if due and all(n in results for n in move.needs):
                 wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
-                reply = self._reply(final, move.think, wrong or move.action)
+                reply = self._reply(final, move.think, self._written(wrong or move.action))
                 if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.slips.append(str(reply.text).strip())
                 return reply
@@ -139,7 +148,7 @@ class Teacher:
         assert self.plan is not None
         if not isinstance(action, ToolCall):
             return None
-        live = self._live(trace)
+        live = {self._plan_id(i): at for i, at in self._live(trace).items()}
         later = [m.action for m in self.plan.moves if isinstance(m.action, ToolCall) and m.action.id > action.id
                  and action.id in references(m.action.arguments) and not references(m.action.arguments) & live.keys()]
         if later:
@@ -155,6 +164,30 @@ class Teacher:
         action = self.plan.moves[index].action
         made = {m.action.id for i, m in enumerate(self.plan.moves[:index]) if i not in self.skipped}
         return isinstance(action, Remove) or action.id in made
+
+    def _written(self, action: ToolCall | Remove) -> ToolCall | Remove:
+        """The plan's call as written: its id, and those its arguments refer to, close up over withdrawn ones."""
+        if not self.gone:
+            return action
+        if isinstance(action, Remove):
+            return Remove(self._id(action.id))
+
+        def renumber(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: renumber(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [renumber(v) for v in value]
+            m = _REF.match(value) if isinstance(value, str) else None
+            return f"${self._id(int(m.group(1)))}{m.group(2)}" if m else value
+
+        return ToolCall(self._id(action.id), action.name, renumber(action.arguments))
+
+    def _id(self, plan_id: int) -> int:
+        return plan_id - sum(g < plan_id for g in self.gone)
+
+    def _plan_id(self, written: int) -> int:
+        return next(i for i in range(written, written + len(self.gone) + 1)
+                    if i not in self.gone and self._id(i) == written)
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe
@@ -341,7 +374,9 @@ def generate(split: Split, count: int, seed: int, style: PromptStyle = "trained"
     while episodes < count and attempts < count * 3:
         attempts += 1
         ep = draw(split, rng)
-        made, why = run_virtual(run_episode(ep, rng, f"{split}-{seed}-{attempts}", style))
+        # Its own generator: how the teacher plays an episode must not move which episodes come next.
+        made, why = run_virtual(run_episode(ep, random.Random(rng.randrange(1 << 62)), f"{split}-{seed}-{attempts}",
+                                            style))
         if made is None:
             reason = (why or "?").split(":")[-1].strip()[:60]
             rejected[reason] = rejected.get(reason, 0) + 1

@@ -10,7 +10,7 @@ from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
 from training import values
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
-from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, draw_value, episode
+from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, WITHDRAWALS, draw_value, episode
 from training.evaluate import episode_set
 from training.generate import draw, generate, run_episode
 from training.probe import decisions, step
@@ -142,7 +142,7 @@ def test_a_revision_or_removal_is_also_taught_right_after_the_final_update(train
     fixes = re.compile(r"<think>final: [^<]*: (fix|remove) call \d+</think>\n<tool_call>[^<]*</tool_call>")
     late = 0
     for s in train:
-        own = re.sub(r"<think>[^<]*</think>(?=<think>)", "", "".join(text for text, own in s.spans if own))  # cut steps
+        own = re.sub(r"<think>[^<]*(</think>)?(?=<think>)", "", "".join(text for text, own in s.spans if own))  # cut
         at = own.find("<think>final:")
         if at > 0 and "<tool_call>" in own[:at] and fixes.search(own, at):  # the call to fix was made early
             assert fixes.match(own, at), own[at:at + 200]
@@ -167,6 +167,26 @@ def test_a_guess_is_not_made_once_the_words_that_settle_it_are_heard(train):
         heard = " ".join(re.findall(r"<(?:partial|final)_query_update>([^<]*)</", text[:guess.start()]))
         assert not re.search(rf"\b{guess.group(1)}, \S", heard), text  # anything after the name settles it
     assert guessed and direct
+
+
+def test_a_lookup_withdrawn_before_it_was_made_is_neither_made_nor_removed(train):
+    """"look up Ravi, forget it, ..." heard in one update: no lookup of Ravi and no `REMOVE`; the next
+    call takes id 1. Heard a word at a time, the lookup is made early and removed."""
+    removed = skipped = 0
+    for sample in train:
+        if sample.kind != "changed_mind":
+            continue
+        text = text_of(sample)[sample.meta["history_chars"]:]
+        first = re.search(r"<tool_call>", text)
+        assert first is not None, text
+        heard = " ".join(re.findall(r"<(?:partial|final)_query_update>([^<]*)</", text[:first.start()]))
+        if "REMOVE" in text:
+            removed += 1
+            assert not any(w in heard for w in WITHDRAWALS), text
+        else:
+            skipped += 1
+            assert set(re.findall(r'<tool_call>\{"id": (\d+)', text)) == {"1"}, text
+    assert removed and skipped
 
 
 def test_every_think_names_the_update_it_answers_and_waits_open_unlike_any_think_after_the_final(train):
