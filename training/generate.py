@@ -16,6 +16,7 @@ seen the final update, and the side effects equal the plan's.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import re
@@ -46,7 +47,9 @@ _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 # the final update opens with a word that a think after it opens with: run 6's model, having written
 # "partial: the user is still talking" word after word, copied it after "final: the" too.
 WAIT, PENDING, DONE = "listening", "results pending", "all results are in"
-LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
+# Turns whose calls all wait for the final update, as when the model missed its chance early; the
+# waits that hold a due call back are context (masked), the catching up after the final update is trained.
+LATE_SHARE = 0.3
 # Turns whose revision or removal waits for the final update: live, the CPU model's steps are often all
 # cut between "no, Wil," and the final update, and run 16 then went on to the message to Oscar.
 LATE_FIX_SHARE = 0.35
@@ -87,7 +90,9 @@ class Teacher:
         self.speculate = True
         self.late_fix = False
         self.slip = False
-        self.slips: list[str] = []  # the texts of wrong steps, masked from the loss
+        # Where this turn's steps that are context, not targets, start in its trace: wrong calls, and
+        # waits that hold back a move which was due (the model's misses, which it must learn to catch up).
+        self.masked: set[int] = set()
         self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
         self.gone: set[int] = set()  # calls (plan ids) withdrawn before they were made: later ids close up
 
@@ -95,7 +100,7 @@ class Teacher:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
         catch up on what it did not do early; not those that revise or remove a call, whose early guess
         is the point: some of those hold only the fix back."""
-        self.turn, self.plan, self.skipped, self.gone = turn, plan, set(), set()
+        self.turn, self.plan, self.skipped, self.gone, self.masked = turn, plan, set(), set(), set()
         revises = any(self._fixes(i) for i in range(len(plan.moves)))
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.late_fix = revises and self.rng.random() < LATE_FIX_SHARE
@@ -128,15 +133,16 @@ class Teacher:
                 move = replace(move, think=move.alone or move.think)
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
-            early = (self.speculate and move.at is not None and heard >= move.at
-                     and not self._changes_state(move.action) and not (self.late_fix and self._fixes(done)))
-            due = final or early
-            if due and all(n in results for n in move.needs):
+            ready = (move.at is not None and heard >= move.at and not self._changes_state(move.action)
+                     and all(n in results for n in move.needs))
+            early = ready and self.speculate and not (self.late_fix and self._fixes(done))
+            if (final or early) and all(n in results for n in move.needs):
                 wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
-                reply = self._reply(final, move.think, self._written(wrong or move.action))
                 if wrong is not None:  # a mistake stays in the trace, masked from the loss
-                    self.slips.append(str(reply.text).strip())
-                return reply
+                    self.masked.add(len(trace))
+                return self._reply(final, move.think, self._written(wrong or move.action))
+            if ready and not final:  # held back to the final update: the wait is context, the catching up is trained
+                self.masked.add(len(trace))
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
         return self._reply(final, PENDING if final else WAIT, Pause())
@@ -309,8 +315,9 @@ async def run_episode(ep: Episode, rng: random.Random, sample_id: str, style: Pr
                      and not m["safe"] and m["t"] < final_at]
             if early:
                 return None, f"turn {index}: {early[0]['name']} {early[0]['event']} before the final update"
-            turns.append([(history, False)] + [(text, own and text.strip() not in teacher.slips)
-                                               for text, own in turn.spans])
+            starts = itertools.accumulate((len(text) for text, _ in turn.spans), initial=0)
+            turns.append([(history, False)] + [(text, own and at not in teacher.masked)
+                                               for (text, own), at in zip(turn.spans, starts, strict=False)])
             requests.append([r.prefix for r in fake.requests[seen:]])
     finally:
         await llm.aclose()

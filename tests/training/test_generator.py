@@ -115,8 +115,9 @@ def test_the_training_text_is_what_the_worker_sent_the_model(train):
                            for e in events if isinstance(e, Parsed))
             else:  # injected blocks, markers, and repeated pause steps and refused calls kept as context
                 rest = re.sub(r"<think>[^<]*</think>\n<tool_call>[^\n]*</tool_call>\n", "", span)  # refused
+                rest = re.sub(r"<think>[^<]*</think_interrupted>", "", rest)  # a wait cut short
                 rest = INJECTED.sub("", rest.replace("</think_interrupted>", ""))
-                assert re.sub(r"<think>[^<]*</think>\n<pause/>", "", rest).strip() == "", span
+                assert re.sub(r"<think>[^<]*</think>\n(<pause/>)?", "", rest).strip() == "", span  # waits, cut or not
         assert text.rstrip().endswith("</answer>")
 
 
@@ -148,6 +149,29 @@ def test_a_revision_or_removal_is_also_taught_right_after_the_final_update(train
             assert fixes.match(own, at), own[at:at + 200]
             late += 1
     assert late >= 8  # 7 in these episodes before LATE_FIX_SHARE, one of them not fixed first
+
+
+def test_a_wait_that_holds_back_a_due_fix_is_context_not_a_target(train):
+    """A fix held to the final update is what the model must catch up on after it missed it, not a
+    habit to learn: the waits once "no, Wil" is heard carry no loss, the fix after the final update does."""
+    held = 0
+    for s in train:
+        text = text_of(s)
+        fix = re.search(r"<think>final: not \S+ but (\S+): fix call 1</think>", text)
+        if s.kind != "correction" or fix is None:
+            continue
+        owned = [False] * len(text)
+        at = 0
+        for span, own in s.spans:
+            owned[at:at + len(span)] = [own] * len(span)
+            at += len(span)
+        for wait in re.finditer(r"<think>partial: listening</think>", text):
+            heard = " ".join(re.findall(r"<partial_query_update>([^<]*)</", text[s.meta["history_chars"]:wait.start()]))
+            if re.search(rf"\b{fix.group(1)}\b", heard):
+                held += 1
+                assert not owned[wait.start()], text[wait.start() - 300:wait.end()]
+        assert owned[fix.start()]
+    assert held
 
 
 def test_a_guess_is_not_made_once_the_words_that_settle_it_are_heard(train):
