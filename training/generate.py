@@ -133,15 +133,16 @@ class Teacher:
                 move = replace(move, think=move.alone or move.think)
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
-            ready = (move.at is not None and heard >= move.at and not self._changes_state(move.action)
-                     and all(n in results for n in move.needs))
+            needs_in = all(n in results for n in move.needs)
+            ready = (not final and move.at is not None and heard >= move.at and needs_in
+                     and not self._changes_state(move.action))
             early = ready and self.speculate and not (self.late_fix and self._fixes(done))
-            if (final or early) and all(n in results for n in move.needs):
+            if (final and needs_in) or early:
                 wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
                 if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.masked.add(len(trace))
                 return self._reply(final, move.think, self._written(wrong or move.action))
-            if ready and not final:  # held back to the final update: the wait is context, the catching up is trained
+            if ready:  # held back to the final update: the wait is context, the catching up is trained
                 self.masked.add(len(trace))
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
