@@ -30,7 +30,7 @@ from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
 from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
-from agent.tools import Catalog, Tool, ToolBox, references
+from agent.tools import Catalog, Tool, ToolBox, references, renumber
 from agent.worker import AgentConfig, AgentSession, Turn
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from training.bfcl_episodes import bfcl_episode
@@ -39,7 +39,6 @@ from training.episodes import Episode, Results, Split, TurnPlan, episode
 # A call the worker refused (an error block follows it) did not happen: only the others count.
 _ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
 _REFUSED = re.compile(r"</tool_call>\s*<error>")
-_REF = re.compile(r"^\$(\d+)(.*)$", re.S)  # a reference to call N's result, or to a part of it
 _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 # One think per kind of step that carries no value: the first token after "partial:" / "final:" is the
 # decision, and synonyms would split its probability (a greedy decoder then picks whichever single
@@ -178,16 +177,7 @@ class Teacher:
             return action
         if isinstance(action, Remove):
             return Remove(self._id(action.id))
-
-        def renumber(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: renumber(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [renumber(v) for v in value]
-            m = _REF.match(value) if isinstance(value, str) else None
-            return f"${self._id(int(m.group(1)))}{m.group(2)}" if m else value
-
-        return ToolCall(self._id(action.id), action.name, renumber(action.arguments))
+        return ToolCall(self._id(action.id), action.name, renumber(action.arguments, self._id))
 
     def _id(self, plan_id: int) -> int:
         return plan_id - sum(g < plan_id for g in self.gone)
