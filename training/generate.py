@@ -53,6 +53,9 @@ LATE_SHARE = 0.3
 # cut between "no, Wil," and the final update, and run 16 then went on to the message to Oscar.
 LATE_FIX_SHARE = 0.35
 SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
+# Turns whose settled guess is made anyway, as the live model makes it ("Mound, actually" in one update, and
+# it still looks up the weather): the guess is context, the revision or removal that follows is trained.
+SLIP_GUESS_SHARE = 0.5
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Teacher:
         self.speculate = True
         self.late_fix = False
         self.slip = False
+        self.slip_guess = False
+        self.slip_heard: int | None = None  # words heard when a settled guess was made anyway
         # Where this turn's steps that are context, not targets, start in its trace: wrong calls, and
         # waits that hold back a move which was due (the model's misses, which it must learn to catch up).
         self.masked: set[int] = set()
@@ -104,6 +109,7 @@ class Teacher:
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.late_fix = revises and self.rng.random() < LATE_FIX_SHARE
         self.slip = self.rng.random() < self.slip_share
+        self.slip_guess, self.slip_heard = self.rng.random() < SLIP_GUESS_SHARE, None
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
@@ -117,6 +123,13 @@ class Teacher:
         moves = self.plan.moves
         if done < len(moves):
             move = moves[done]
+            if move.until is not None and heard >= move.until and done + 1 < len(moves) and self.slip_guess \
+                    and not final and self.speculate and self._was_said(move.action):
+                # made on words that already take it back, as the model does: masked. Live, the model then
+                # waits out the update it made it on; its fix, from the next update on, is trained.
+                self.slip_guess, self.slip_heard = False, heard
+                self.masked.add(len(trace))
+                return self._reply(final, move.think, self._written(move.action))
             if move.until is not None and heard >= move.until and done + 1 < len(moves):
                 # the guess is settled before it was made
                 self.skipped.add(done)
@@ -130,18 +143,21 @@ class Teacher:
                     move = moves[done]
             if done - 1 in self.skipped:
                 move = replace(move, think=move.alone or move.think)
+            elif final and move.late is not None:
+                move = replace(move, think=move.late)
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
             needs_in = all(n in results for n in move.needs)
             ready = (not final and move.at is not None and heard >= move.at and needs_in
                      and not self._changes_state(move.action))
-            early = ready and self.speculate and not (self.late_fix and self._fixes(done))
+            held = (self.late_fix and self._fixes(done)) or (self.slip_heard is not None and heard <= self.slip_heard)
+            early = ready and self.speculate and not held
             if (final and needs_in) or early:
                 wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
                 if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.masked.add(len(trace))
                 return self._reply(final, move.think, self._written(wrong or move.action))
-            if ready:  # held back to the final update: the wait is context, the catching up is trained
+            if ready:  # held back (a miss): the wait is context, the catching up is trained
                 self.masked.add(len(trace))
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
@@ -163,6 +179,13 @@ class Teacher:
                  action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
         names -= self.tools
         return ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments) if names else None
+
+    def _was_said(self, action: ToolCall | Remove) -> bool:
+        """Whether the call's values were all said: a word the user took back, not a guess at one unheard
+        ("San Diego" for "San ..."), which the model does not make once the rest is heard."""
+        assert self.plan is not None
+        text = " ".join(self.plan.words)
+        return isinstance(action, ToolCall) and all(str(v) in text for v in action.arguments.values())
 
     def _fixes(self, index: int) -> bool:
         """Whether the plan's move `index` revises or removes a call made before it (not a skipped guess)."""
