@@ -41,6 +41,12 @@ def step(text: str) -> str:
     return rest.split("\n", 1)[0] if rest.startswith(("<tool_call>", "REMOVE")) else action(text)
 
 
+def think(text: str) -> str:
+    """The step's think, as written (cut to its first 80 characters)."""
+    found = re.search(r"<think>(.*?)</think", text, re.S)
+    return found.group(1)[:80] if found else ""
+
+
 def decisions(spans: list[tuple[str, bool]], recap: int) -> list[tuple[int, bool]]:
     """The steps after new input that the model is trained to write: (index of the input span, whether
     the user had finished)."""
@@ -111,7 +117,8 @@ def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
             c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + full
             k[0], k[1] = k[0] + 1, k[1] + full
             if not full:
-                print(f"{row['kind'][:16]:16s} want {step(want)[:100]!r}\n{'':16s} got  {step(got)[:100]!r}")
+                print(f"{row['kind'][:16]:16s} want {think(want)!r} {step(want)[:100]!r}\n"
+                      f"{'':16s} got  {think(got)!r} {step(got)[:100]!r}")
     print(json.dumps({"samples": len(lines),
                       **{f"{p}_steps": f"{n} (action {a}, in full {f})" for p, (n, a, f) in counts.items()},
                       "in_full_by_kind": {k: f"{f}/{n}" for k, (n, f) in sorted(by_kind.items())}}))
