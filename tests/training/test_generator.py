@@ -157,11 +157,24 @@ def owned_chars(sample):
     return [own for text, own in sample.spans for _ in text]
 
 
-def test_a_wait_that_holds_back_a_due_fix_is_context_not_a_target(train):
+@pytest.fixture(scope="module")
+def corrections():
+    """Turns that correct a name in a message, more than the mixed fixture holds."""
+    rng, samples = random.Random(3), []
+    while len(samples) < 60:
+        ep = episode("train", rng)
+        if ep.kind == "correction":
+            made, why = run_virtual(run_episode(ep, rng, f"c{len(samples)}"))
+            assert made is not None, why
+            samples += made
+    return samples
+
+
+def test_a_wait_that_holds_back_a_due_fix_is_context_not_a_target(corrections):
     """A fix held to the final update is what the model must catch up on after it missed it, not a
     habit to learn: the waits once "no, Wil" is heard carry no loss, the fix after the final update does."""
     held = 0
-    for s in train:
+    for s in corrections:
         text = text_of(s)
         fixes = list(re.finditer(r"<think>final: call 1 has \S+, message for (\S+): fix call 1</think>", text))
         if s.kind != "correction" or not fixes:
@@ -174,7 +187,7 @@ def test_a_wait_that_holds_back_a_due_fix_is_context_not_a_target(train):
                 held += 1
                 assert not owned[wait.start()], text[wait.start() - 300:wait.end()]
         assert owned[fix.start()]
-    assert held
+    assert held >= 5, held
 
 
 def test_a_message_names_whom_its_lookup_found_and_fixes_it_first_when_they_differ(train):
