@@ -123,15 +123,14 @@ class Teacher:
         moves = self.plan.moves
         if done < len(moves):
             move = moves[done]
-            if move.until is not None and heard >= move.until and done + 1 < len(moves) and self.slip_guess \
-                    and not final and self.speculate and self._was_said(move.action):
+            settled = move.until is not None and heard >= move.until and done + 1 < len(moves)
+            if settled and self.slip_guess and not final and self.speculate and self._was_said(move.action):
                 # made on words that already take it back, as the model does: masked. Live, the model then
                 # waits out the update it made it on; its fix, from the next update on, is trained.
                 self.slip_guess, self.slip_heard = False, heard
                 self.masked.add(len(trace))
                 return self._reply(final, move.think, self._written(move.action))
-            if move.until is not None and heard >= move.until and done + 1 < len(moves):
-                # the guess is settled before it was made
+            if settled:  # the guess is settled before it was made
                 self.skipped.add(done)
                 done += 1
                 move = moves[done]
