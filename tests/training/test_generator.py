@@ -259,6 +259,10 @@ def test_a_lookup_withdrawn_before_it_was_made_is_neither_made_nor_removed(train
             removed += 1
             assert owned[text.index("REMOVE", start)]
             assert owned[first.start()] != any(w in heard for w in WITHDRAWALS), text[start:]
+            # its think opens with the user's own word for it, a copy of what was heard
+            said = " ".join(re.findall(r"<(?:partial|final)_query_update>([^<]*)</", text[start:]))
+            cue = re.search(r"<think>\w+: ([^<]*): remove call 1</think>", text[start:])
+            assert cue is not None and cue.group(1).split(" ")[0] in said, text[start:]
         else:
             skipped += 1
             assert set(re.findall(r'<tool_call>\{"id": (\d+)', text[start:])) == {"1"}, text
