@@ -9,7 +9,9 @@ would, and its action (call, pause or answer) is compared with the one it was tr
 
 With `--every-step`, every step the model was trained to write after new input (an update, a result,
 an error) is probed, and the action is compared in full (the call's tool and arguments too),
-counted separately before and after the final update. On teacher-written samples of the held-out split this
+counted separately before and after the final update, and the fixes (a revision or a `REMOVE`) written
+after it on their own. `--late-fixes` keeps only the samples that hold such a fix: the corrections and
+withdrawals the live model misses. On teacher-written samples of the held-out split this
 says how often the model decides right when every earlier step was right, which the closed-loop
 evaluation (training/evaluate.py) cannot separate from errors that compound.
 """
@@ -47,6 +49,21 @@ def think(text: str) -> str:
     return found.group(1)[:80] if found else ""
 
 
+def fixes(before: str, want: str) -> bool:
+    """Whether the step revises or removes a call the turn made before it (`before`: the turn's text)."""
+    line = step(want)
+    before = re.sub(r"<tool_call>[^\n]*</tool_call>\s*<error>", "", before)  # a refused call made nothing
+    found = re.match(r'<tool_call>\{"id": (\d+),', line)
+    return "REMOVE" in line or (found is not None and f'<tool_call>{{"id": {found.group(1)},' in before)
+
+
+def late_fixes(row: dict[str, Any]) -> bool:
+    spans, recap = row["spans"], row["meta"].get("history_chars", 0)
+    text = "".join(t for t, _ in spans)[recap:]
+    ends = [sum(len(t) for t, _ in spans[: i + 1]) - recap for i in range(len(spans))]
+    return any(finished and fixes(text[: ends[at]], spans[at + 1][0]) for at, finished in decisions(spans, recap))
+
+
 def decisions(spans: list[tuple[str, bool]], recap: int) -> list[tuple[int, bool]]:
     """The steps after new input that the model is trained to write: (index of the input span, whether
     the user had finished)."""
@@ -70,6 +87,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--every-step", action="store_true", help="probe every step after new input")
+    parser.add_argument("--late-fixes", action="store_true",
+                        help="only samples with a revision or REMOVE after the final update (with --every-step)")
     args = parser.parse_args()
     tok = load_tokenizer(args.model, TEMPLATE)
     model: Any = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
@@ -98,13 +117,14 @@ def main() -> int:
 
 
 def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
-    counts = {phase: [0, 0, 0] for phase in ("partial", "final")}  # steps, same action, same in full
+    counts = {phase: [0, 0, 0] for phase in ("partial", "final", "late_fix")}  # steps, same action, in full
     by_kind: dict[str, list[int]] = {}
-    lines = args.samples.read_text().splitlines()[: args.count]
-    for line in lines:
-        row = json.loads(line)
+    rows = [json.loads(line) for line in args.samples.read_text().splitlines()]
+    rows = [row for row in rows if late_fixes(row)][: args.count] if args.late_fixes else rows[: args.count]
+    for row in rows:
         spans: list[tuple[str, bool]] = row["spans"]
-        for at, finished in decisions(spans, row["meta"].get("history_chars", 0)):
+        recap = row["meta"].get("history_chars", 0)
+        for at, finished in decisions(spans, recap):
             ids = tok(render(tok, row["system"], "".join(t for t, _ in spans[: at + 1])), add_special_tokens=False,
                       return_tensors="pt")["input_ids"]
             got = tok.decode(model.generate(ids, max_new_tokens=96, do_sample=False)[0, ids.shape[1]:])
@@ -112,14 +132,17 @@ def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
             if action(want) == "none":  # a think cut by new input: its decision was never written
                 continue
             full = step(got) == step(want)
-            c = counts["final" if finished else "partial"]
             k = by_kind.setdefault(row["kind"], [0, 0])
-            c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + full
+            phases = ["final" if finished else "partial"]
+            if finished and fixes("".join(t for t, _ in spans[: at + 1])[recap:], want):
+                phases.append("late_fix")
+            for c in (counts[p] for p in phases):
+                c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + full
             k[0], k[1] = k[0] + 1, k[1] + full
             if not full:
                 print(f"{row['kind'][:16]:16s} want {think(want)!r} {step(want)[:100]!r}\n"
                       f"{'':16s} got  {think(got)!r} {step(got)[:100]!r}")
-    print(json.dumps({"samples": len(lines),
+    print(json.dumps({"samples": len(rows),
                       **{f"{p}_steps": f"{n} (action {a}, in full {f})" for p, (n, a, f) in counts.items()},
                       "in_full_by_kind": {k: f"{f}/{n}" for k, (n, f) in sorted(by_kind.items())}}))
     return 0

@@ -14,7 +14,7 @@ from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, WITHDRAWALS, draw_value, episode
 from training.evaluate import episode_set
 from training.generate import draw, generate, run_episode
-from training.probe import decisions, step
+from training.probe import decisions, late_fixes, step
 
 
 @pytest.fixture(scope="module")
@@ -401,3 +401,15 @@ def test_the_probe_finds_each_step_after_new_input_and_reads_its_action_in_full(
     assert step(call) == '<tool_call>{"id": 1, "name": "lookup_contact"}</tool_call>'
     assert step("<think>partial: more to come</think>\n<pause/>\n") == "pause/"
 
+
+
+def test_the_probe_picks_the_samples_that_fix_a_call_after_the_final_update(train):
+    picked = [s for s in train if late_fixes(json.loads(s.to_json()))]
+    kinds = {s.kind for s in picked}
+    assert "correction" in kinds and "changed_mind" in kinds
+    # (a weather guess from a two-word city's first word is fixed too: "Lake Holai" for "Lake Jaivouyor")
+    assert kinds <= {"correction", "weather_correction", "contact_correction", "changed_mind", "weather", "two_cities"}
+    for s in picked:
+        after = text_of(s)[s.meta["history_chars"]:].split("<final_query_update>", 1)[1]
+        assert "REMOVE" in after or "fix call" in after, after
+    assert len(picked) < sum(s.kind == "correction" for s in train)  # most fixes are made while the user talks
