@@ -52,6 +52,10 @@ LATE_SHARE = 0.3
 # Turns whose revision or removal waits for the final update: live, the CPU model's steps are often all
 # cut between "no, Wil," and the final update, and run 16 then went on to the message to Oscar.
 LATE_FIX_SHARE = 0.35
+# Corrections whose late fix has a check think (messages: "call 1 has Oscar, message for Wil: fix call 1")
+# hold it back more often: the check's verdict saw ten sends for each fix, and run 21 wrote "send it"
+# with the two names different, live and on its own training samples.
+LATE_CHECK_SHARE = 0.7
 SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
 # Turns whose settled guess is made anyway, as the live model makes it ("Mound, actually" in one update, and
 # it still looks up the weather): the guess is context, the revision or removal that follows is trained.
@@ -107,7 +111,8 @@ class Teacher:
         self.turn, self.plan, self.skipped, self.gone, self.masked = turn, plan, set(), set(), set()
         revises = any(self._fixes(i) for i in range(len(plan.moves)))
         self.speculate = revises or self.rng.random() >= LATE_SHARE
-        self.late_fix = revises and self.rng.random() < LATE_FIX_SHARE
+        checked = any(m.late is not None for m in plan.moves)
+        self.late_fix = revises and self.rng.random() < (LATE_CHECK_SHARE if checked else LATE_FIX_SHARE)
         self.slip = self.rng.random() < self.slip_share
         self.slip_guess, self.slip_heard = self.rng.random() < SLIP_GUESS_SHARE, None
 
