@@ -58,6 +58,7 @@ def fixes(before: str, want: str) -> bool:
 
 
 def late_fixes(row: dict[str, Any]) -> bool:
+    """Whether a sample (a row of train.jsonl) holds a fix or `REMOVE` after the final update."""
     spans, recap = row["spans"], row["meta"].get("history_chars", 0)
     text = "".join(t for t, _ in spans)[recap:]
     ends = [sum(len(t) for t, _ in spans[: i + 1]) - recap for i in range(len(spans))]

@@ -402,7 +402,6 @@ def test_the_probe_finds_each_step_after_new_input_and_reads_its_action_in_full(
     assert step("<think>partial: more to come</think>\n<pause/>\n") == "pause/"
 
 
-
 def test_the_probe_picks_the_samples_that_fix_a_call_after_the_final_update(train):
     picked = [s for s in train if late_fixes(json.loads(s.to_json()))]
     kinds = {s.kind for s in picked}
