@@ -19,6 +19,7 @@ evaluation (training/evaluate.py) cannot separate from errors that compound.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -57,12 +58,14 @@ def fixes(before: str, want: str) -> bool:
     return "REMOVE" in line or (found is not None and f'<tool_call>{{"id": {found.group(1)},' in before)
 
 
-def late_fixes(row: dict[str, Any]) -> bool:
-    """Whether a sample (a row of train.jsonl) holds a fix or `REMOVE` after the final update."""
+def late_fixes(row: dict[str, Any]) -> set[int]:
+    """The steps of a sample (a row of train.jsonl) that fix a call after the final update, by the index
+    of the input span before them."""
     spans, recap = row["spans"], row["meta"].get("history_chars", 0)
-    text = "".join(t for t, _ in spans)[recap:]
-    ends = [sum(len(t) for t, _ in spans[: i + 1]) - recap for i in range(len(spans))]
-    return any(finished and fixes(text[: ends[at]], spans[at + 1][0]) for at, finished in decisions(spans, recap))
+    text = "".join(t for t, _ in spans)
+    ends = list(itertools.accumulate(len(t) for t, _ in spans))
+    return {at for at, finished in decisions(spans, recap)
+            if finished and fixes(text[recap:ends[at]], spans[at + 1][0])}
 
 
 def decisions(spans: list[tuple[str, bool]], recap: int) -> list[tuple[int, bool]]:
@@ -124,8 +127,8 @@ def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
     rows = [row for row in rows if late_fixes(row)][: args.count] if args.late_fixes else rows[: args.count]
     for row in rows:
         spans: list[tuple[str, bool]] = row["spans"]
-        recap = row["meta"].get("history_chars", 0)
-        for at, finished in decisions(spans, recap):
+        late = late_fixes(row)
+        for at, finished in decisions(spans, row["meta"].get("history_chars", 0)):
             ids = tok(render(tok, row["system"], "".join(t for t, _ in spans[: at + 1])), add_special_tokens=False,
                       return_tensors="pt")["input_ids"]
             got = tok.decode(model.generate(ids, max_new_tokens=96, do_sample=False)[0, ids.shape[1]:])
@@ -134,9 +137,7 @@ def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
                 continue
             full = step(got) == step(want)
             k = by_kind.setdefault(row["kind"], [0, 0])
-            phases = ["final" if finished else "partial"]
-            if finished and fixes("".join(t for t, _ in spans[: at + 1])[recap:], want):
-                phases.append("late_fix")
+            phases = ["final" if finished else "partial"] + (["late_fix"] if at in late else [])
             for c in (counts[p] for p in phases):
                 c[0], c[1], c[2] = c[0] + 1, c[1] + (action(got) == action(want)), c[2] + full
             k[0], k[1] = k[0] + 1, k[1] + full

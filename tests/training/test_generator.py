@@ -403,12 +403,15 @@ def test_the_probe_finds_each_step_after_new_input_and_reads_its_action_in_full(
 
 
 def test_the_probe_picks_the_samples_that_fix_a_call_after_the_final_update(train):
-    picked = [s for s in train if late_fixes(json.loads(s.to_json()))]
+    steps = {s.id: late_fixes(json.loads(s.to_json())) for s in train}
+    picked = [s for s in train if steps[s.id]]
     kinds = {s.kind for s in picked}
     # (a weather guess from a two-word city's first word is fixed too: "Lake Holai" for "Lake Jaivouyor")
     fixing = {"correction", "weather_correction", "contact_correction", "changed_mind", "weather", "two_cities"}
     assert "correction" in kinds and "changed_mind" in kinds and kinds <= fixing
     for s in picked:
-        after = text_of(s)[s.meta["history_chars"]:].split("<final_query_update>", 1)[1]
-        assert "REMOVE" in after or "fix call" in after, after
+        before = "".join(text for text, _ in s.spans[: min(steps[s.id]) + 1])[s.meta["history_chars"]:]
+        assert "<final_query_update>" in before
+        for at in steps[s.id]:
+            assert re.search(r": (fix|remove) call 1</think>", s.spans[at + 1][0]), s.spans[at + 1][0]
     assert len(picked) < sum(s.kind in fixing for s in train)  # some are made while the user talks
