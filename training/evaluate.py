@@ -5,7 +5,13 @@
 Each held-out episode (names, places, wording and a tool chain never trained on) is spoken at 150 words
 per minute into the real worker with the real embedded vLLM deciding (`--models teacher`: the generator's
 teacher decides instead, on the virtual clock at the embedded model's speed, which must score full marks:
-a check of the scoring, not of a model). Per turn:
+a check of the scoring, not of a model).
+
+The world runs at the model's pace (`--pace model`): the user's words, the endpoint delay and the tools'
+latencies are stretched by how much slower a model step is here than at the reference speed (REFERENCE),
+measured from the model's own steps. So a slow and a fast machine see the same interleaving of words,
+steps and results, and score alike; `--pace wall` speaks at the wall clock's 150 words per minute, where
+a slower machine fits fewer steps between updates (and scored 20 points higher). Per turn:
 - well-formed: the turn completed by the protocol (no malformed step, unknown tool or bad arguments,
   no fallback to plain chat);
 - first call right: the first call as it finally stood (after any revision; a withdrawn one is not the first)
@@ -23,17 +29,20 @@ import argparse
 import asyncio
 import json
 import random
+import statistics
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.clock import run_virtual
 from agent.embedded import open_llm
 from agent.events import ToolCallEvent, TurnStatus
 from agent.ledger import FINAL, TOOL
-from agent.llm import LLM, OpenAICompatibleLLM
+from agent.llm import LLM, Generation, OpenAICompatibleLLM
 from agent.tools import ToolBox
 from agent.worker import AgentSession, Turn
 from configs.settings import Settings
@@ -43,7 +52,64 @@ from evals.simulated_user import SimulatedUser
 from training.episodes import Episode, Split, TurnPlan
 from training.generate import BFCL_SHARE, Teacher, catalog_for, draw
 
-STALL_S = 240.0  # a turn takes 10-30 s here
+Pace = Literal["model", "wall"]
+STALL_S = 240.0  # a turn takes 10-30 s here, at the reference pace
+
+# The model speed the world is paced to: the teacher's in its own evaluation, and inside the slow half of
+# the training clock (Conditions.sample). A step is its first token and STEP_TOKENS more.
+REFERENCE_FIRST_TOKEN_S = 1.0
+REFERENCE_TOKENS_PER_S = 25.0
+STEP_TOKENS = 30
+
+
+class MeteredLLM:
+    """The model, timed: each generation's first-token delay and decode speed, over the last `window`
+    generations, and from them how much slower than the reference a step is (`scale`)."""
+
+    def __init__(self, llm: LLM, window: int = 64) -> None:
+        self.llm = llm
+        self.first_token_s: deque[float] = deque(maxlen=window)
+        self.token_s: deque[float] = deque(maxlen=window)
+
+    async def generate(self, gen: Generation, on_text: Callable[[str], None]) -> None:
+        loop = asyncio.get_running_loop()  # its clock: virtual under run_virtual
+        started = loop.time()
+        seen: list[float] = []
+
+        def timed(text: str) -> None:
+            seen.append(loop.time())
+            on_text(text)
+
+        try:
+            await self.llm.generate(gen, timed)
+        finally:  # an interrupted step was timed too, as far as it went
+            if seen:
+                self.first_token_s.append(seen[0] - started)
+            if len(seen) >= 5:  # a stream chunk per token, as vLLM sends them
+                self.token_s.append((seen[-1] - seen[0]) / (len(seen) - 1))
+
+    async def complete(self, messages: list[dict[str, str]], max_tokens: int = 128) -> str:
+        return await self.llm.complete(messages, max_tokens)
+
+    def speed(self) -> tuple[float, float]:
+        """The median first-token delay (s) and decode speed (tokens/s); the reference's until measured."""
+        first = statistics.median(self.first_token_s) if self.first_token_s else REFERENCE_FIRST_TOKEN_S
+        per_token = statistics.median(self.token_s) if self.token_s else 1.0 / REFERENCE_TOKENS_PER_S
+        return first, 1.0 / per_token
+
+    def scale(self) -> float:
+        """A step's time here over its time at the reference speed."""
+        first, tokens_per_s = self.speed()
+        return (first + STEP_TOKENS / tokens_per_s) / (REFERENCE_FIRST_TOKEN_S + STEP_TOKENS / REFERENCE_TOKENS_PER_S)
+
+    async def calibrate(self, steps: int = 6) -> None:
+        """Time a few steps before the first episode: a cached system prompt and a new tail each time,
+        as the worker's steps are."""
+        system = "You are a voice assistant. Think briefly, then act.\n" * 20
+        for i in range(steps):
+            tail = " ".join(f"word{i}-{j}" for j in range(12))
+            await self.generate(Generation(system, f"partial: {tail}\n<think>", max_tokens=STEP_TOKENS),
+                                lambda _: None)
 
 
 @dataclass
@@ -60,6 +126,7 @@ class TurnScore:
     gold: list[tuple[str, dict[str, Any]]]
     seconds: float
     trace: str
+    scale: float = 1.0  # the world's clock stretched by this much (the model's pace)
 
 
 def gold_calls(plan: TurnPlan) -> list[tuple[str, dict[str, Any]]]:
@@ -75,8 +142,12 @@ def _same(a: list[tuple[str, dict[str, Any]]], b: list[tuple[str, dict[str, Any]
 
 
 async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm: float,
-                      teacher: Teacher | None = None) -> list[TurnScore]:
-    box = ToolBox(catalog_for(ep), latency_s=(0.5, 1.0), seed=index)
+                      teacher: Teacher | None = None, scale: float = 1.0) -> list[TurnScore]:
+    """Play one episode; `scale` stretches the world's clock (the user, the endpoint, the tools) to the
+    model's pace."""
+    box = ToolBox(catalog_for(ep), latency_s=(0.5 * scale, 1.0 * scale), seed=index)
+    user = SimulatedUser(wpm=wpm / scale, endpoint_delay_s=SimulatedUser.endpoint_delay_s * scale)
+    stall_s = STALL_S * max(scale, 1.0)
     session = AgentSession(llm, box, settings.agent_config())
     scores = []
     for plan in ep.turns:
@@ -104,13 +175,13 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
         started = time.monotonic()
         # A turn that never ends is a liveness bug to find, not a reason to hang the evaluation: it is
         # cancelled, scored as stalled and its trace kept.
-        watchdog = asyncio.get_running_loop().call_later(STALL_S, turn.cancel)
+        watchdog = asyncio.get_running_loop().call_later(stall_s, turn.cancel)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(watch())
-            speaking = tg.create_task(SimulatedUser(wpm=wpm).speak(" ".join(plan.words), turn.push))
+            speaking = tg.create_task(user.speak(" ".join(plan.words), turn.push))
             done = await turn.run()
             speaking.cancel()
-        stalled = time.monotonic() - started >= STALL_S and done.status == TurnStatus.CANCELLED
+        stalled = time.monotonic() - started >= stall_s and done.status == TurnStatus.CANCELLED
         watchdog.cancel()
         if stalled:
             print(f"\nstalled turn in episode {index} ({plan.kind}):\n{turn.trace}\n{json.dumps(done.ledger)}",
@@ -128,24 +199,28 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
             _same(calls, gold),
             sum(1 for m in unsafe if m["event"] == "issued" and m["t"] < final_at),
             sum(1 for m in unsafe if m["event"] == "started" and m["t"] < final_at),
-            "stalled" if stalled else str(done.status), calls, gold, round(time.monotonic() - started, 2), turn.trace))
+            "stalled" if stalled else str(done.status), calls, gold, round(time.monotonic() - started, 2), turn.trace,
+            round(scale, 3)))
     return scores
 
 
-async def _teacher_episode(ep: Episode, index: int, settings: Settings, wpm: float) -> list[TurnScore]:
-    # The embedded model's speed on a CPU: about a second to the first token, 25 tokens/s.
-    teacher = Teacher(random.Random(index), 1.0, 25.0, ep.catalog.tools, slip_share=0.0)
+async def _teacher_episode(ep: Episode, index: int, settings: Settings, wpm: float, scale: float = 1.0
+                           ) -> list[TurnScore]:
+    # The reference speed (the embedded model's on a CPU), or `scale` times slower with the world paced to it.
+    teacher = Teacher(random.Random(index), REFERENCE_FIRST_TOKEN_S * scale, REFERENCE_TOKENS_PER_S / scale,
+                      ep.catalog.tools, slip_share=0.0)
     llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(ScriptedLLM(teacher)))
     try:
-        return await run_episode(ep, index, llm, settings, wpm, teacher)
+        return await run_episode(ep, index, llm, settings, wpm, teacher, scale)
     finally:
         await llm.aclose()
 
 
-def evaluate_teacher(settings: Settings, episodes: list[Episode], wpm: float) -> list[TurnScore]:
+def evaluate_teacher(settings: Settings, episodes: list[Episode], wpm: float, scale: float = 1.0
+                     ) -> list[TurnScore]:
     """The teacher as the model, on the virtual clock: what a model that had learnt its data exactly
     would score (full marks, or the scoring is wrong)."""
-    return [s for i, ep in enumerate(episodes) for s in run_virtual(_teacher_episode(ep, i, settings, wpm))]
+    return [s for i, ep in enumerate(episodes) for s in run_virtual(_teacher_episode(ep, i, settings, wpm, scale))]
 
 
 def summarize(scores: list[TurnScore]) -> dict[str, Any]:
@@ -176,21 +251,30 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
     }
 
 
-async def evaluate(settings: Settings, episodes: list[Episode], wpm: float, log_path: Path) -> list[TurnScore]:
+async def evaluate(settings: Settings, episodes: list[Episode], wpm: float, log_path: Path, pace: Pace
+                   ) -> tuple[list[TurnScore], dict[str, Any]]:
     scores: list[TurnScore] = []
     async with open_llm(settings, log=lambda m: print(m, file=sys.stderr)) as llm:
+        metered = MeteredLLM(llm)
+        if pace == "model":
+            await metered.calibrate()
         with log_path.open("w") as log:
             for i, ep in enumerate(episodes):
-                rows = await run_episode(ep, i, llm, settings, wpm)
+                # One pace per episode, from the model's latest steps: it follows the machine's load.
+                scale = metered.scale() if pace == "model" else 1.0
+                rows = await run_episode(ep, i, metered, settings, wpm, scale=scale)
                 scores += rows
                 for row in rows:
                     log.write(json.dumps(asdict(row)) + "\n")
                 log.flush()
-                print(f"\r[{i + 1}/{len(episodes)}] {ep.kind[:40]:40s} well-formed "
+                print(f"\r[{i + 1}/{len(episodes)}] {ep.kind[:40]:40s} pace x{rows[0].scale:.2f} well-formed "
                       f"{sum(s.well_formed for s in scores)}/{len(scores)} exact "
                       f"{sum(s.sequence_exact for s in scores)}/{len(scores)}", end="", file=sys.stderr, flush=True)
+        first, tokens_per_s = metered.speed()
     print(file=sys.stderr)
-    return scores
+    scales = [s.scale for s in scores]
+    return scores, {"pace": pace, "model_first_token_s": round(first, 3), "model_tokens_per_s": round(tokens_per_s, 1),
+                    "pace_scale": f"{min(scales):.2f}-{max(scales):.2f}" if scales else None}
 
 
 def episode_set(count: int, seed: int = 2026, bfcl_share: float = BFCL_SHARE, split: Split = "heldout"
@@ -206,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--wpm", type=float, default=150.0)
+    parser.add_argument("--pace", choices=("model", "wall"), default="model",
+                        help="model: the world stretched to the model's measured speed against the reference; "
+                             "wall: the user speaks at --wpm on the wall clock, whatever the machine")
     parser.add_argument("--bfcl-share", type=float, default=BFCL_SHARE, help="episodes on BFCL's tool schemas")
     parser.add_argument("--split", choices=("heldout", "train"), default="heldout",
                         help="train: fresh episodes of the training distribution (a diagnostic, not the score)")
@@ -224,12 +311,14 @@ def main(argv: list[str] | None = None) -> int:
             settings.agent.max_step_tokens = 256  # a well-formed step is far shorter; bounds runaway text
             name = f"{model}-{decoding}"
             started = time.monotonic()
+            pacing: dict[str, Any] = {}
             if model == "teacher":
                 scores = evaluate_teacher(settings, episodes, args.wpm)
                 (args.out / f"{name}.jsonl").write_text("".join(json.dumps(asdict(s)) + "\n" for s in scores))
             else:
-                scores = asyncio.run(evaluate(settings, episodes, args.wpm, args.out / f"{name}.jsonl"))
-            report[name] = summarize(scores) | {"wall_s": round(time.monotonic() - started)}
+                scores, pacing = asyncio.run(evaluate(settings, episodes, args.wpm, args.out / f"{name}.jsonl",
+                                                      args.pace))
+            report[name] = summarize(scores) | pacing | {"wall_s": round(time.monotonic() - started)}
             print(name, json.dumps(report[name]), flush=True)
     (args.out / "summary.json").write_text(json.dumps(report, indent=2))
     return 0

@@ -1,7 +1,20 @@
 """The held-out evaluation's scoring, checked with the one model whose answers are known: the teacher."""
 
+import pytest
+
+from agent.clock import run_virtual
+from agent.llm import OpenAICompatibleLLM
 from configs.settings import Settings
-from training.evaluate import episode_set, evaluate_teacher, summarize
+from evals.fake_llm import ASGIStreamTransport, Reply, ScriptedLLM
+from training.evaluate import (
+    REFERENCE_FIRST_TOKEN_S,
+    REFERENCE_TOKENS_PER_S,
+    STEP_TOKENS,
+    MeteredLLM,
+    episode_set,
+    evaluate_teacher,
+    summarize,
+)
 
 
 def test_the_teacher_as_the_model_scores_full_marks_on_the_held_out_set():
@@ -15,3 +28,30 @@ def test_the_teacher_as_the_model_scores_full_marks_on_the_held_out_set():
             if not (s.well_formed and s.first_call_right and s.sequence_exact)]
     assert not lost
     assert report["unsafe_issued_early"] == report["unsafe_started_early"] == 0
+
+
+def test_the_meter_measures_the_models_first_token_delay_and_decode_speed():
+    # Twice the reference's step time: a second and a half to the first token, 12 chunks (tokens) a second.
+    script = [Reply("x" * 40, first_token_s=1.5, chunk_s=1 / 12, chunk_chars=1) for _ in range(6)]
+    llm = OpenAICompatibleLLM("http://scripted/v1", "scripted", transport=ASGIStreamTransport(ScriptedLLM(script)))
+    metered = MeteredLLM(llm)
+
+    async def go() -> None:
+        await metered.calibrate()
+        await llm.aclose()
+
+    run_virtual(go())
+    first, tokens_per_s = metered.speed()
+    assert first == pytest.approx(1.5, abs=0.01)
+    assert tokens_per_s == pytest.approx(12, rel=0.01)
+    step = REFERENCE_FIRST_TOKEN_S + STEP_TOKENS / REFERENCE_TOKENS_PER_S
+    assert metered.scale() == pytest.approx((1.5 + STEP_TOKENS / 12) / step, rel=0.01)
+
+
+def test_a_slower_model_with_the_world_paced_to_it_sees_the_same_turns():
+    # What pacing is for: the same interleaving of words, steps and results on a slow machine as on a
+    # fast one, so the score does not depend on the machine.
+    fast = evaluate_teacher(Settings(), episode_set(8), wpm=150.0)
+    slow = evaluate_teacher(Settings(), episode_set(8), wpm=150.0, scale=2.5)  # fresh worlds: a run changes its own
+    assert [s.trace for s in slow] == [s.trace for s in fast]
+    assert {s.scale for s in slow} == {2.5}
