@@ -55,10 +55,11 @@ from training.generate import BFCL_SHARE, Teacher, catalog_for, draw
 Pace = Literal["model", "wall"]
 STALL_S = 240.0  # a turn takes 10-30 s here, at the reference pace
 
-# The model speed the world is paced to: the teacher's in its own evaluation, and inside the slow half of
-# the training clock (Conditions.sample). A step is its first token and STEP_TOKENS more.
-REFERENCE_FIRST_TOKEN_S = 1.0
-REFERENCE_TOKENS_PER_S = 25.0
+# The model speed the world is paced to: the embedded model on one of these 2-core CPUs, as measured on
+# 2026-12-07 (0.09 s to the first token with the prompt cached, 34 tokens/s), about a second a step, as the
+# training clock assumes for most episodes. A step is its first token and STEP_TOKENS more.
+REFERENCE_FIRST_TOKEN_S = 0.1
+REFERENCE_TOKENS_PER_S = 33.0
 STEP_TOKENS = 30
 
 
@@ -206,7 +207,7 @@ async def run_episode(ep: Episode, index: int, llm: LLM, settings: Settings, wpm
 
 async def _teacher_episode(ep: Episode, index: int, settings: Settings, wpm: float, scale: float = 1.0
                            ) -> list[TurnScore]:
-    # The reference speed (the embedded model's on a CPU), or `scale` times slower with the world paced to it.
+    # The reference speed, or `scale` times slower with the world paced to it.
     teacher = Teacher(random.Random(index), REFERENCE_FIRST_TOKEN_S * scale, REFERENCE_TOKENS_PER_S / scale,
                       ep.catalog.tools, slip_share=0.0)
     llm = OpenAICompatibleLLM("http://teacher/v1", "teacher", transport=ASGIStreamTransport(ScriptedLLM(teacher)))

@@ -31,7 +31,7 @@ def test_the_teacher_as_the_model_scores_full_marks_on_the_held_out_set():
 
 
 def test_the_meter_measures_the_models_first_token_delay_and_decode_speed():
-    # Twice the reference's step time: a second and a half to the first token, 12 chunks (tokens) a second.
+    # A slow model: a second and a half to the first token, then 12 chunks (tokens) a second.
     script = [Reply("x" * 40, first_token_s=1.5, chunk_s=1 / 12, chunk_chars=1) for _ in range(6)]
     llm = OpenAICompatibleLLM("http://scripted/v1", "scripted", transport=ASGIStreamTransport(ScriptedLLM(script)))
     metered = MeteredLLM(llm)
