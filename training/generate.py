@@ -56,6 +56,11 @@ LATE_FIX_SHARE = 0.35
 # hold it back more often: the check's verdict saw ten sends for each fix, and run 21 wrote "send it"
 # with the two names different, live and on its own training samples.
 LATE_CHECK_SHARE = 0.7
+# A call made on partial words waits for one word after its last value ("in Fort" + "Dreazil" is a city
+# still being said; "Oscar," + "no," takes the name back): a value counts once something follows it, or
+# at the final update. Run 16 paced at the model's speed made most of its wrong calls on values not yet
+# complete ("March" for "March twenty seventh", a name that "no," then took back) and never fixed them.
+LOOKAHEAD_WORDS = 1
 SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
 # Turns whose settled guess is made anyway, as the live model makes it ("Mound, actually" in one update, and
 # it still looks up the weather): the guess is context, the revision or removal that follows is trained.
@@ -152,7 +157,8 @@ class Teacher:
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups and withdrawals go out as soon as their words have been heard.
             needs_in = all(n in results for n in move.needs)
-            ready = (not final and move.at is not None and heard >= move.at and needs_in
+            lookahead = LOOKAHEAD_WORDS if isinstance(move.action, ToolCall) else 0  # a removal takes nothing
+            ready = (not final and move.at is not None and heard >= move.at + lookahead and needs_in
                      and not self._changes_state(move.action))
             held = (self.late_fix and self._fixes(done)) or (self.slip_heard is not None and heard <= self.slip_heard)
             early = ready and self.speculate and not held
