@@ -4,14 +4,15 @@
 
 Each held-out episode (names, places, wording and a tool chain never trained on) is spoken at 150 words
 per minute into the real worker with the real embedded vLLM deciding (`--models teacher`: the generator's
-teacher decides instead, on the virtual clock at the embedded model's speed, which must score full marks:
+teacher decides instead, on the virtual clock at the reference speed, which must score full marks:
 a check of the scoring, not of a model).
 
 The world runs at the model's pace (`--pace model`): the user's words, the endpoint delay and the tools'
-latencies are stretched by how much slower a model step is here than at the reference speed (REFERENCE),
-measured from the model's own steps. So a slow and a fast machine see the same interleaving of words,
-steps and results, and score alike; `--pace wall` speaks at the wall clock's 150 words per minute, where
-a slower machine fits fewer steps between updates (and scored 20 points higher). Per turn:
+latencies are stretched by how much slower a model step is here than at the reference speed
+(REFERENCE_*), measured from the model's own steps. So a slow and a fast machine see the same
+interleaving of words, steps and results; `--pace wall` speaks at 150 words per minute of the wall
+clock, where a slower machine fits fewer steps between updates (run 16 scored 20 points higher on a
+machine half as fast). Per turn:
 - well-formed: the turn completed by the protocol (no malformed step, unknown tool or bad arguments,
   no fallback to plain chat);
 - first call right: the first call as it finally stood (after any revision; a withdrawn one is not the first)
