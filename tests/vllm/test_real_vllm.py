@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from agent.events import ToolCallEvent, TurnStatus
+from agent.events import ToolCallEvent, TraceEvent, TurnStatus
 from agent.llm import Generation, OpenAICompatibleLLM
 from agent.prompt import action_regex, system_prompt
 from agent.protocol import FinalUpdate, format_element
@@ -25,20 +25,27 @@ def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_ur
         config = AgentConfig(mode="speculative", prompt=Settings().agent_config().prompt)  # as the served model wants
         session = AgentSession(llm, ToolBox(DEMO, latency_s=(0.5, 0.5)), config)
         turn = session.new_turn()
-        speculative_start = asyncio.Event()
+        speculative_start, streaming = asyncio.Event(), asyncio.Event()
 
         async def watch():
             async for event in turn.events():
+                if isinstance(event, TraceEvent) and event.source == "model":
+                    streaming.set()
                 if isinstance(event, ToolCallEvent) and event.event == "started" and event.speculative:
                     speculative_start.set()
+                    streaming.clear()
 
         async def hesitate():
-            # The user pauses mid-request; the agent works on what it has heard until a lookup starts.
+            # The user pauses mid-request; the agent works on what it has heard until a lookup starts. The
+            # user ends the request as the model's next step streams, so the final update cuts that step
+            # (a restart) on a machine of any speed: on a fast one every step used to end before it.
             await asyncio.wait_for(speculative_start.wait(), timeout=90)
+            await asyncio.wait_for(streaming.wait(), timeout=90)
 
         async def speak():
-            await SimulatedUser(wpm=150).speak("what is the weather in Paris", turn.push, turn.ledger,
-                                               final_text="what is the weather in Paris today", hesitate=hesitate)
+            await SimulatedUser(wpm=150, endpoint_delay_s=0.0).speak(
+                "what is the weather in Paris", turn.push, turn.ledger,
+                final_text="what is the weather in Paris today", hesitate=hesitate)
 
         async with asyncio.timeout(300):
             async with asyncio.TaskGroup() as tg:
