@@ -124,10 +124,10 @@ def every_step(args: argparse.Namespace, tok: Any, model: Any) -> int:
     counts = {phase: [0, 0, 0] for phase in ("partial", "final", "late_fix")}  # steps, same action, in full
     by_kind: dict[str, list[int]] = {}
     rows = [json.loads(line) for line in args.samples.read_text().splitlines()]
-    rows = [row for row in rows if late_fixes(row)][: args.count] if args.late_fixes else rows[: args.count]
-    for row in rows:
+    # Each row's late-fix steps are found once, and only for the rows read.
+    picked = ((row, late) for row in rows if (late := late_fixes(row)) or not args.late_fixes)
+    for row, late in itertools.islice(picked, args.count):
         spans: list[tuple[str, bool]] = row["spans"]
-        late = late_fixes(row)
         for at, finished in decisions(spans, row["meta"].get("history_chars", 0)):
             ids = tok(render(tok, row["system"], "".join(t for t, _ in spans[: at + 1])), add_special_tokens=False,
                       return_tensors="pt")["input_ids"]

@@ -13,7 +13,7 @@ from training import values
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, WITHDRAWALS, draw_value, episode
 from training.evaluate import episode_set
-from training.generate import draw, generate, run_episode
+from training.generate import LOOKAHEAD_WORDS, draw, generate, run_episode
 from training.probe import decisions, late_fixes, step
 
 
@@ -184,7 +184,7 @@ def test_a_wait_that_holds_back_a_due_fix_is_context_not_a_target(corrections):
         owned = owned_chars(s)
         for wait in re.finditer(r"<think>partial: listening</think>", text):
             heard = " ".join(re.findall(r"<partial_query_update>([^<]*)</", text[s.meta["history_chars"]:wait.start()]))
-            if re.search(rf"\b{fix.group(1)}\b\S*\s+\S", heard):
+            if re.search(rf"\b{fix.group(1)}\b\S*(\s+\S+){{{LOOKAHEAD_WORDS}}}", heard):
                 held += 1
                 assert not owned[wait.start()], text[wait.start() - 300:wait.end()]
         assert owned[fix.start()]
