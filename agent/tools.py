@@ -127,18 +127,6 @@ def references(value: Any) -> set[int]:
     return set()
 
 
-def renumber(value: Any, new_id: Callable[[int], int]) -> Any:
-    """`value` with every `$N` reference pointing to call `new_id(N)` instead (the path kept)."""
-    if isinstance(value, str):
-        m = _REF.match(value)
-        return f"${new_id(int(m.group(1)))}{m.group(2)}" if m else value
-    if isinstance(value, dict):
-        return {k: renumber(v, new_id) for k, v in value.items()}
-    if isinstance(value, list):
-        return [renumber(v, new_id) for v in value]
-    return value
-
-
 def resolve(value: Any, results: dict[int, Any]) -> Any:
     """Replace `$N` / `$N.key[0]` strings with the referenced result (or a part of it)."""
     if isinstance(value, str):

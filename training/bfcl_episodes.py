@@ -20,7 +20,7 @@ from typing import Any
 from agent.protocol import ToolCall
 from agent.tools import Catalog, resolve
 from evals import bfcl
-from training.episodes import Episode, Move, Results, Split, TurnPlan, check, draw_value, first_index, said
+from training.episodes import Episode, Move, Results, Split, TurnPlan, draw_value, first_index, said
 
 # Names the backends know (their lookups are fixed tables), split in two.
 COMPANIES: dict[Split, tuple[str, ...]] = {
@@ -149,7 +149,7 @@ def chat_message(w: World) -> TurnPlan:
                      f"write to {name} saying {body}", f"send a chat to {name} that {body}"],
                     [f"ping {name} on chat that {body}"], closer=False)
     moves = [Move(first_index(words, name), f"user id of {name}", ToolCall(1, "get_user_id", {"user": name})),
-             Move(len(words), f"{check(1, name, name)}: send it",
+             Move(len(words), f"send the message to {name}",
                   ToolCall(2, "send_message", {"receiver_id": "$1.user_id", "message": body}))]
     return TurnPlan(words, moves, lambda r: f"I sent {name} the message.", kind="bfcl_message")
 

@@ -30,11 +30,11 @@ from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
 from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
-from agent.tools import Catalog, Tool, ToolBox, references, renumber
+from agent.tools import Catalog, Tool, ToolBox, references
 from agent.worker import AgentConfig, AgentSession, Turn
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from training.bfcl_episodes import bfcl_episode
-from training.episodes import Episode, Results, Split, TurnPlan, episode
+from training.episodes import Episode, Move, Results, Split, TurnPlan, episode
 
 # A call the worker refused (an error block follows it) did not happen: only the others count.
 _ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
@@ -46,26 +46,13 @@ _RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
 # the final update opens with a word that a think after it opens with: run 6's model, having written
 # "partial: the user is still talking" word after word, copied it after "final: the" too.
 WAIT, PENDING, DONE = "listening", "results pending", "all results are in"
-# Turns whose calls all wait for the final update, as when the model missed its chance early; the
-# waits that hold a due call back are context (masked), the catching up after the final update is trained.
-LATE_SHARE = 0.3
-# Turns whose revision or removal waits for the final update: live, the CPU model's steps are often all
-# cut between "no, Wil," and the final update, and run 16 then went on to the message to Oscar.
-LATE_FIX_SHARE = 0.35
-# Corrections whose late fix has a check think (messages: "call 1 has Oscar, message for Wil: fix call 1")
-# hold it back more often: the check's verdict saw ten sends for each fix, and run 21 wrote "send it"
-# with the two names different, live and on its own training samples.
-LATE_CHECK_SHARE = 0.7
+LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the model missed its chance early
 # A call made on partial words waits for one word after its last value ("in Fort" + "Dreazil" is a city
-# still being said; "Oscar," + "no," takes the name back): a value counts once something follows it, or
-# at the final update. Run 16 paced at the model's speed made most of its wrong calls on values not yet
-# complete ("March" for "March twenty seventh", a name that "no," then took back) and never fixed them.
-# Run 23 (1, against run 22's 0) got the calendars right and lost elsewhere (docs/training.md).
+# still being said): a value counts once something follows it, or at the final update. Run 16 paced at
+# the model's speed made most of its wrong calls on values not yet complete ("March" for "March twenty
+# seventh", "Crescent" for "Crescent Hollow") and never fixed them.
 LOOKAHEAD_WORDS = 1
-SLIP_SHARE = 0.12  # turns with one wrong call after the final update (not trained on), refused, then the right one
-# Turns whose settled guess is made anyway, as the live model makes it ("Mound, actually" in one update, and
-# it still looks up the weather): the guess is context, the revision or removal that follows is trained.
-SLIP_GUESS_SHARE = 0.5
+SLIP_SHARE = 0.2  # turns with one wrong call after the final update (not trained on), refused, then the right one
 
 
 @dataclass
@@ -100,27 +87,21 @@ class Teacher:
         self.turn: Turn | None = None
         self.plan: TurnPlan | None = None
         self.speculate = True
-        self.late_fix = False
         self.slip = False
-        self.slip_guess = False
-        self.slip_heard: int | None = None  # words heard when a settled guess was made anyway
-        # Where this turn's steps that are context, not targets, start in its trace: wrong calls, and
-        # waits that hold back a move which was due (the model's misses, which it must learn to catch up).
+        # Where this turn's wrong steps start in its trace: context, not targets.
         self.masked: set[int] = set()
         self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
-        self.gone: set[int] = set()  # calls (plan ids) withdrawn before they were made: later ids close up
 
     def start(self, turn: Turn, plan: TurnPlan) -> None:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
         catch up on what it did not do early; not those that revise or remove a call, whose early guess
-        is the point: some of those hold only the fix back."""
-        self.turn, self.plan, self.skipped, self.gone, self.masked = turn, plan, set(), set(), set()
-        revises = any(self._fixes(i) for i in range(len(plan.moves)))
+        is the point."""
+        self.turn, self.plan, self.masked = turn, plan, set()
+        ids = [m.action.id for m in plan.moves]
+        revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
         self.speculate = revises or self.rng.random() >= LATE_SHARE
-        checked = any(m.late is not None for m in plan.moves)
-        self.late_fix = revises and self.rng.random() < (LATE_CHECK_SHARE if checked else LATE_FIX_SHARE)
         self.slip = self.rng.random() < self.slip_share
-        self.slip_guess, self.slip_heard = self.rng.random() < SLIP_GUESS_SHARE, None
+        self.skipped = set()
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
@@ -130,95 +111,55 @@ class Teacher:
         final = self.turn.final
         # (`heard` holds the partial updates only: the final one may bring words no partial did.)
         heard = len((self.turn.final_text if final else self.turn.heard).split())
-        results = {self._plan_id(i): r for i, r in self._results(trace).items()}
-        moves = self.plan.moves
-        if done < len(moves):
-            move = moves[done]
-            settled = move.until is not None and heard >= move.until and done + 1 < len(moves)
-            if settled and self.slip_guess and not final and self.speculate and self._was_said(move.action):
-                # made on words that already take it back, as the model does: masked. Live, the model then
-                # waits out the update it made it on; its fix, from the next update on, is trained.
-                self.slip_guess, self.slip_heard = False, heard
-                self.masked.add(len(trace))
-                return self._reply(final, move.think, self._written(move.action))
-            if settled:  # the guess is settled before it was made
+        results = self._results(trace)
+        if done < len(self.plan.moves):
+            move = self.plan.moves[done]
+            if move.until is not None and heard >= move.until and done + 1 < len(self.plan.moves):
+                # the guess is settled before it was made
                 self.skipped.add(done)
                 done += 1
-                move = moves[done]
-                if move.action == Remove(moves[done - 1].action.id) and done + 1 < len(moves):
-                    # withdrawn before it was made: neither the call nor its removal is written
-                    self.skipped.add(done)
-                    self.gone.add(move.action.id)
-                    done += 1
-                    move = moves[done]
+                move = self.plan.moves[done]
             if done - 1 in self.skipped:
                 move = replace(move, think=move.alone or move.think)
-            elif final and move.late is not None:
-                move = replace(move, think=move.late)
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups go out once a word after their values is heard, withdrawals at once.
-            needs_in = all(n in results for n in move.needs)
-            lookahead = LOOKAHEAD_WORDS if isinstance(move.action, ToolCall) else 0  # a removal takes nothing
-            ready = (not final and move.at is not None and heard >= move.at + lookahead and needs_in
+            lookahead = LOOKAHEAD_WORDS if isinstance(move.action, ToolCall) else 0
+            early = (self.speculate and move.at is not None and heard >= move.at + lookahead
                      and not self._changes_state(move.action))
-            held = (self.late_fix and self._fixes(done)) or (self.slip_heard is not None and heard <= self.slip_heard)
-            early = ready and self.speculate and not held
-            if (final and needs_in) or early:
-                wrong = self._wrong(move.action, trace) if final and self.slip and not _REFUSED.search(trace) else None
+            due = final or early
+            if due and all(n in results for n in move.needs):
+                wrong = self._wrong(move, trace) if final and self.slip and not _REFUSED.search(trace) else None
                 if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.masked.add(len(trace))
-                return self._reply(final, move.think, self._written(wrong or move.action))
-            if ready:  # held back (a miss): the wait is context, the catching up is trained
-                self.masked.add(len(trace))
+                    return self._reply(final, *wrong)
+                return self._reply(final, move.think, move.action)
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
         return self._reply(final, PENDING if final else WAIT, Pause())
 
-    def _wrong(self, action: ToolCall | Remove, trace: str) -> ToolCall | None:
-        """A call the worker refuses, as a small model gets one wrong: the chain's next call before the
+    def _wrong(self, move: Move, trace: str) -> tuple[str, ToolCall] | None:
+        """A step the worker refuses, as a small model gets one wrong: the chain's next call before the
         one it needs, or a tool name that does not exist. The error and the right call follow, so the
-        model learns to read the error and recover instead of repeating itself."""
+        model learns to read the error and recover instead of repeating itself. The skipped call is
+        written as the model writes it, with its own think and the first free id ("send the message to
+        Ana", `send_message` as call 1 to `$1.phone`): run 24 did exactly that on held-out wordings whose
+        lookup it had not made early, and then could not recover from an error it had seen only after
+        "find Ana's number" and call 2."""
         assert self.plan is not None
+        action = move.action
         if not isinstance(action, ToolCall):
             return None
-        live = {self._plan_id(i): at for i, at in self._live(trace).items()}
-        later = [m.action for m in self.plan.moves if isinstance(m.action, ToolCall) and m.action.id > action.id
+        live = self._live(trace)
+        later = [m for m in self.plan.moves if isinstance(m.action, ToolCall) and m.action.id > action.id
                  and action.id in references(m.action.arguments) and not references(m.action.arguments) & live.keys()]
         if later:
-            return later[0]
+            skipped = later[0].action
+            assert isinstance(skipped, ToolCall)
+            return later[0].think, ToolCall(action.id, skipped.name, skipped.arguments)
         names = {action.name.removeprefix("get_"), "get_" + action.name.removeprefix("get_") + "_info",
                  action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
         names -= self.tools
-        return ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments) if names else None
-
-    def _was_said(self, action: ToolCall | Remove) -> bool:
-        """Whether the call's values were all said: a word the user took back, not a guess at one unheard
-        ("San Diego" for "San ..."), which the model does not make once the rest is heard."""
-        assert self.plan is not None
-        text = " ".join(self.plan.words)
-        return isinstance(action, ToolCall) and all(str(v) in text for v in action.arguments.values())
-
-    def _fixes(self, index: int) -> bool:
-        """Whether the plan's move `index` revises or removes a call made before it (not a skipped guess)."""
-        assert self.plan is not None
-        action = self.plan.moves[index].action
-        made = {m.action.id for i, m in enumerate(self.plan.moves[:index]) if i not in self.skipped}
-        return isinstance(action, Remove) or action.id in made
-
-    def _written(self, action: ToolCall | Remove) -> ToolCall | Remove:
-        """The plan's call as written: its id, and those its arguments refer to, close up over withdrawn ones."""
-        if not self.gone:
-            return action
-        if isinstance(action, Remove):
-            return Remove(self._id(action.id))
-        return ToolCall(self._id(action.id), action.name, renumber(action.arguments, self._id))
-
-    def _id(self, plan_id: int) -> int:
-        return plan_id - sum(g < plan_id for g in self.gone)
-
-    def _plan_id(self, written: int) -> int:
-        return next(i for i in range(written, written + len(self.gone) + 1)
-                    if i not in self.gone and self._id(i) == written)
+        return (move.think, ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments)) if names else None
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe

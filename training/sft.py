@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import time
@@ -27,10 +26,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 IGNORE = -100
-# An action's head is a decision wherever it falls (the call's id says new or revised, the name which
-# tool): a long think pushes it past the opening tokens, as "call 1 has Oscar, message for Wil: fix
-# call 1" did, and run 19 then wrote the fix as a new call 2 (the think right, the id at weight 1).
-ACTION_HEAD = re.compile(r'<tool_call>(?:\{"id": \d+, "name": "[^"]*"|REMOVE \d+)')
 
 
 def load_tokenizer(model: Path, template: Path) -> Any:
@@ -83,14 +78,13 @@ def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: 
     user has finished (after the final update, or after a tool result) weigh `weight`: there it
     decides to call, wait or answer, a few tokens among many easy ones (see docs/training.md). Those
     of a span written while the user still talks weigh `partial_weight`: there it decides whether the
-    value a lookup needs has been said yet. So do the heads of its actions (ACTION_HEAD)."""
+    value a lookup needs has been said yet."""
     ids: list[int] = []
     labels: list[int] = []
     weights: list[float] = []
     finished = False
     for text, own in sample["spans"]:
-        encoded = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        piece = encoded["input_ids"]
+        piece = tok(text, add_special_tokens=False)["input_ids"]
         ids += piece
         if not own:
             labels += [IGNORE] * len(piece)
@@ -99,9 +93,7 @@ def spans(tok: Any, first: str, sample: dict[str, Any], weight: float, opening: 
             continue
         labels += piece
         heavy = weight if finished else partial_weight
-        actions = [(m.start(), m.end()) for m in ACTION_HEAD.finditer(text)]
-        weights += [heavy if i < opening or any(a <= at < b for a, b in actions) else 1.0
-                    for i, (at, _) in enumerate(encoded["offset_mapping"])]
+        weights += [heavy if i < opening else 1.0 for i in range(len(piece))]
     return Example(first, ids, labels, weights)
 
 

@@ -5,7 +5,7 @@ import asyncio
 from agent.clock import run_virtual
 from agent.graph import ToolGraph
 from agent.protocol import ToolCall
-from agent.tools import ToolBox, references, renumber
+from agent.tools import ToolBox
 from tests.support import DEMO
 
 
@@ -55,10 +55,3 @@ def test_writes_keep_their_order_and_a_removed_write_releases_the_calls_behind_i
     ]))
     assert (0.2, 1, "cancelled") in events
     assert started(events, 2) == 0.4 and started(events, 3) == 0.9
-
-
-def test_renumber_moves_every_reference_and_keeps_its_path():
-    args = {"to": "$3.phone", "cc": ["$2", "$3.emails[0]"], "text": "$ 3 dollars", "n": 3}
-    moved = renumber(args, lambda i: i - 1)
-    assert moved == {"to": "$2.phone", "cc": ["$1", "$2.emails[0]"], "text": "$ 3 dollars", "n": 3}
-    assert references(moved) == {1, 2}

@@ -1,7 +1,6 @@
 """The SFT recipe in the embedded model's environment: serving prompts are token prefixes of the
 training sequences, and a two-step run writes an adapter that loads and merges."""
 
-import itertools
 import json
 import subprocess
 
@@ -57,28 +56,3 @@ def test_two_training_steps_write_an_adapter_that_loads_and_merges(paths, tmp_pa
          " print(m.generate(**x, max_new_tokens=2, do_sample=False).shape[1])", str(merged)],
         capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
     assert load.returncode == 0, load.stderr[-2000:]
-
-
-def test_an_actions_head_weighs_as_a_decision_wherever_it_falls(paths):
-    """After a long think, the call's id (new or revised) and tool name weigh as the think's opening
-    does; its arguments, and what follows, weigh 1."""
-    think = "call 1 has Oscar, message for Shaibroustor: fix call 1"
-    call = '{"id": 1, "name": "lookup_contact", "arguments": {"name": "Shaibroustor"}}'
-    sample = {"system": "s", "spans": [["<final_query_update>text Oscar, no, Shaibroustor</final_query_update>\n",
-                                        False], [f"<think>final: {think}</think>\n<tool_call>{call}</tool_call>\n",
-                                                 True]]}
-    code = ("import json, sys; from pathlib import Path\n"
-            "sys.path.insert(0, str(Path(sys.argv[1]).parent)); import sft\n"
-            "tok = sft.load_tokenizer(Path(sys.argv[2]), Path(sys.argv[3]))\n"
-            "x = sft.spans(tok, sft.head(tok, 's'), json.loads(sys.argv[4]), 5.0, 24, 3.0)\n"
-            "print(json.dumps([[tok.decode([i]), w] for i, w, l in zip(x.ids, x.weights, x.labels) if l != -100]))")
-    done = subprocess.run([str(paths.python), "-c", code, str(SFT), str(paths.model), str(CHAT_TEMPLATE),
-                           json.dumps(sample)], capture_output=True, text=True, timeout=300,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    weighted = json.loads(done.stdout)
-    starts = list(itertools.accumulate((len(t) for t, _ in weighted), initial=0))
-    at = "".join(t for t, _ in weighted).index("<tool_call>")
-    assert starts[24] < at  # the call lies past the opening tokens
-    heavy = "".join(t for (t, w), start in zip(weighted, starts, strict=False) if w == 5.0 and start >= at)
-    assert heavy == '<tool_call>{"id": 1, "name": "lookup_contact",'  # not its arguments
