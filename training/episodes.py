@@ -351,9 +351,7 @@ def contact(b: Builder) -> TurnPlan:
 
 
 def message(b: Builder, *, correction: bool = False) -> TurnPlan:
-    c = b.contact()
-    first = c["name"].split()[0]
-    body = b.pick("messages")
+    c, first, body = _recipient(b)
     via = b.rng.random() < 0.25
     field_ = "email" if via else "phone"
     verb = "email" if via else b.phrase(["text", "message"], ["text"])
@@ -455,6 +453,12 @@ def timer(b: Builder) -> TurnPlan:
     return TurnPlan(words, moves, lambda r: f"Your {n} minute timer for {label} is running.", kind="timer")
 
 
+def _recipient(b: Builder) -> tuple[dict[str, str], str, str]:
+    """Whom a text goes to (the contact, its first name) and what it says, drawn in this order."""
+    c = b.contact()
+    return c, c["name"].split()[0], b.pick("messages")
+
+
 def _then_text(b: Builder, words: list[str], lookup: Move, contact: dict[str, str], body: str) -> list[Move]:
     """A three-call chain: `lookup` (call 1), the contact (call 2), then a text that uses call 2."""
     first = contact["name"].split()[0]
@@ -467,9 +471,7 @@ def _then_text(b: Builder, words: list[str], lookup: Move, contact: dict[str, st
 def weather_then_message(b: Builder) -> TurnPlan:
     """Three calls: a lookup for the weather, a contact lookup and a message that uses it."""
     city = b.city()
-    c = b.contact()
-    first = c["name"].split()[0]
-    body = b.pick("messages")
+    c, first, body = _recipient(b)
     text = b.phrase([f"check the weather in {city} and text {first} that {body}",
                      f"what's the weather in {city}, and tell {first} {body}",
                      f"look up the temperature in {city} then message {first} saying {body}",
@@ -491,9 +493,7 @@ def timer_then_message(b: Builder) -> TurnPlan:
     spoken, n = b.minutes()
     label = b.pick("labels")
     unit = "minute" if n == 1 else "minutes"
-    c = b.contact()
-    first = c["name"].split()[0]
-    body = b.pick("messages")
+    c, first, body = _recipient(b)
     options = [f"set a timer for {spoken} {unit} for {label} and text {first} that {body}",
                f"start a {spoken} {unit} timer for {label}, then message {first} saying {body}",
                f"remind me in {spoken} {unit} about {label} and tell {first} {body}",
@@ -512,9 +512,7 @@ def event_then_message(b: Builder) -> TurnPlan:
     spoken_date, date = b.date()
     spoken_time, time = b.clock_time()
     title = b.rng.choice(b.pools.titles).format(name=b.pick("first_names"))
-    c = b.contact()
-    first = c["name"].split()[0]
-    body = b.pick("messages")
+    c, first, body = _recipient(b)
     options = [f"add {title} on {spoken_date} at {spoken_time} and text {first} that {body}",
                f"put {title} on my calendar for {spoken_date} at {spoken_time}, then message {first} saying {body}",
                f"schedule {title} at {spoken_time} on {spoken_date} and tell {first} {body}",
@@ -530,9 +528,7 @@ def event_then_message(b: Builder) -> TurnPlan:
 
 def calendar_then_message(b: Builder) -> TurnPlan:
     spoken, date = b.date()
-    c = b.contact()
-    first = c["name"].split()[0]
-    body = b.pick("messages")
+    c, first, body = _recipient(b)
     text = b.phrase([f"check my calendar for {spoken} and text {first} that {body}"],
                     [f"look at {spoken} on my calendar and message {first} that {body}"])
     words = words_of(text)
