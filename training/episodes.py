@@ -248,7 +248,10 @@ OPENER_SHARE, CLOSER_SHARE = 0.25, 0.2
 CORRECTIONS = ("no,", "sorry,", "I mean", "no wait,", "sorry, I meant", "oops,", "no, I mean")
 # Training corrections with a word between the value and the marker ("text Oscar that, no, Wil"): a
 # lookup waits for a word after its value (generate.LOOKAHEAD_WORDS), so only a value taken back after
-# that word was heard makes a wrong call to revise; the others teach to wait at "Oscar, no,".
+# that word was heard makes a wrong call to revise; the others teach to wait at "Oscar, no,". Run 25
+# bridged half of all corrections and learnt the guess better than its revision (at "text Fiachais, no,
+# Shaibroustor" it looked Fiachais up, then made the fix a new call 2): since run 26 only the lookups'
+# corrections are bridged, a text's correction always waits at the marker.
 BRIDGE_SHARE = 0.5
 WITHDRAWALS = ("actually never mind", "wait, forget that", "no, scratch that", "actually cancel that",
                "hmm, never mind that", "forget it")
@@ -355,10 +358,9 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
     via = b.rng.random() < 0.25
     field_ = "email" if via else "phone"
     verb = "email" if via else b.phrase(["text", "message"], ["text"])
-    bridge = correction and b.bridge()
     if correction:
         wrong = b.contact()["name"].split()[0]
-        text = f"{verb} {wrong}{' that' if bridge else ''}, {b.marker()} {first}, that {body}"
+        text = f"{verb} {wrong}, {b.marker()} {first}, that {body}"
     else:
         text = b.phrase([f"{verb} {first} that {body}", f"send {first} a message saying {body}",
                          f"tell {first} {body}", f"send a text to {first} saying {body}",
@@ -377,7 +379,7 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
     if correction:
         wrong_at = first_index(words, wrong)
         moves = [Move(wrong_at, f"find {wrong}", ToolCall(1, "lookup_contact", {"name": wrong}),
-                      until=wrong_at + 1 + bridge),  # once "no," (or "sorry,", ...) is heard
+                      until=wrong_at + 1),  # once "no," (or "sorry,", ...) is heard
                  Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}),
                       alone=moves[0].think)]
     moves.append(Move(body_at, f"send the message to {first}", send))
@@ -526,6 +528,24 @@ def event_then_message(b: Builder) -> TurnPlan:
                     kind="event_then_message")
 
 
+def calendar_then_weather(b: Builder) -> TurnPlan:
+    """Training only: the calendar read on partial words as the first of two requests. Run 24 began 4 of
+    the 9 held-out calendar chains with an event or nothing: a date followed by more words had only
+    ever been an event's. The calendar's chain with a text stays held out."""
+    spoken, date = b.date()
+    city = b.city()
+    options = [f"check my calendar for {spoken} and the weather in {city}",
+               f"what's on my calendar on {spoken}, and how is the weather in {city}",
+               f"read my schedule for {spoken} then tell me the weather in {city}",
+               f"do I have anything on {spoken}, and is it raining in {city}"]
+    words = said(b.split, b.rng, b.phrase(options, options))
+    moves = [Move(first_index(words, *spoken.split()), f"read {spoken}: {date}",
+                  ToolCall(1, "read_calendar", {"date": date})),
+             Move(first_index(words, city), f"weather in {city}", ToolCall(2, "get_weather", {"city": city}))]
+    return TurnPlan(words, moves, lambda r: f"You have {len(r[1])} events that day. {_answer_weather(r[2])}",
+                    kind="calendar_then_weather")
+
+
 def calendar_then_message(b: Builder) -> TurnPlan:
     spoken, date = b.date()
     c, first, body = _recipient(b)
@@ -670,7 +690,8 @@ def hesitant(b: Builder) -> TurnPlan:
 # kind: (template, weight in training, weight in the held-out split). The held-out weights (and order)
 # are those the held-out set was drawn with; training weighs more what run 14 got wrong most (corrections,
 # withdrawals, a lookup that ends in an answer, two cities, events) and less what it had learnt. The
-# chains after a timer or an event (run 25) are training's only: the calendar's chain stays held out.
+# chains after a timer or an event (run 25) and the calendar's with the weather (run 26) are training's
+# only: the calendar's chain with a text stays held out.
 KINDS: dict[str, tuple[Callable[[Builder], TurnPlan], float, float]] = {
     "weather": (weather, 2.5, 3), "two_cities": (two_cities, 1.5, 1), "contact": (contact, 2.5, 1.5),
     "message": (message, 2.5, 3), "correction": (lambda b: message(b, correction=True), 2, 1.5),
@@ -680,6 +701,7 @@ KINDS: dict[str, tuple[Callable[[Builder], TurnPlan], float, float]] = {
     "calendar_then_message": (calendar_then_message, 0, 1),
     "weather_correction": (weather_correction, 0.75, 0), "contact_correction": (contact_correction, 0.5, 0),
     "timer_then_message": (timer_then_message, 1, 0), "event_then_message": (event_then_message, 1, 0),
+    "calendar_then_weather": (calendar_then_weather, 1, 0),
 }
 HELDOUT_ONLY = tuple(k for k in KINDS if not KINDS[k][1])  # a three-call chain never trained on
 

@@ -53,6 +53,7 @@ LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the
 # seventh", "Crescent" for "Crescent Hollow") and never fixed them.
 LOOKAHEAD_WORDS = 1
 SLIP_SHARE = 0.2  # turns with one wrong call after the final update (not trained on), refused, then the right one
+ARGUMENT_SLIP_SHARE = 0.5  # of the slips that are no chain's skipped call: another tool's argument names
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Teacher:
         self.rng = rng
         self.slip_share = slip_share
         self.tools = frozenset(t.name for t in tools)
+        self.fields = {t.name: tuple(t.args.model_fields) for t in tools}
         self.safe = frozenset(t.name for t in tools if t.safe)
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
         self.turn: Turn | None = None
@@ -139,8 +141,9 @@ class Teacher:
 
     def _wrong(self, move: Move, trace: str) -> tuple[str, ToolCall] | None:
         """A step the worker refuses, as a small model gets one wrong: the chain's next call before the
-        one it needs, or a tool name that does not exist. The error and the right call follow, so the
-        model learns to read the error and recover instead of repeating itself. The skipped call is
+        one it needs, another tool's argument names, or a tool name that does not exist. The error and
+        the right call follow, so the model learns to read the error ("it takes: part, whole") and
+        recover instead of repeating itself: run 25 sent `percentage` `a` and `b` twice. The skipped call is
         written as the model writes it, with its own think and the first free id ("send the message to
         Ana", `send_message` as call 1 to `$1.phone`): run 24 did exactly that on held-out wordings whose
         lookup it had not made early, and then could not recover from an error it had seen only after
@@ -156,6 +159,13 @@ class Teacher:
             skipped = later[0].action
             assert isinstance(skipped, ToolCall)
             return later[0].think, ToolCall(action.id, skipped.name, skipped.arguments)
+        if action.arguments and self.rng.random() < ARGUMENT_SLIP_SHARE:
+            own = set(self.fields.get(action.name, ()))
+            others = sorted({f for fs in self.fields.values() for f in fs} - own)
+            if len(others) >= len(action.arguments):
+                wrong = self.rng.sample(others, len(action.arguments))
+                return move.think, ToolCall(action.id, action.name, dict(zip(wrong, action.arguments.values(),
+                                                                             strict=True)))
         names = {action.name.removeprefix("get_"), "get_" + action.name.removeprefix("get_") + "_info",
                  action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
         names -= self.tools
