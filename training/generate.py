@@ -82,8 +82,8 @@ class Teacher:
                  slip_share: float = SLIP_SHARE) -> None:
         self.rng = rng
         self.slip_share = slip_share
-        self.tools = frozenset(t.name for t in tools)
         self.fields = {t.name: tuple(t.args.model_fields) for t in tools}
+        self.tools = frozenset(self.fields)
         self.safe = frozenset(t.name for t in tools if t.safe)
         self.first_token_s, self.tokens_per_s = first_token_s, tokens_per_s
         self.turn: Turn | None = None
@@ -160,7 +160,7 @@ class Teacher:
             assert isinstance(skipped, ToolCall)
             return later[0].think, ToolCall(action.id, skipped.name, skipped.arguments)
         if action.arguments and self.rng.random() < ARGUMENT_SLIP_SHARE:
-            own = set(self.fields.get(action.name, ()))
+            own = set(self.fields[action.name])
             others = sorted({f for fs in self.fields.values() for f in fs} - own)
             if len(others) >= len(action.arguments):
                 wrong = self.rng.sample(others, len(action.arguments))

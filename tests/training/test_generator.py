@@ -125,10 +125,8 @@ def test_the_training_text_is_what_the_worker_sent_the_model(train):
 
 def test_trajectories_teach_corrections_pauses_interruptions_and_the_commit_point(train):
     texts = [text_of(s) for s in train]
+    # (Revisions are rare in this mix since the lookahead: the guess test below checks them.)
     assert sum("REMOVE" in t for t in texts) >= 3
-    revised = [t for t in texts if re.search(r'"id": 1, "name": "lookup_contact".*"id": 1, "name": "lookup_contact"',
-                                             t, re.S)]
-    assert len(revised) >= 5
     assert sum("</think_interrupted>" in t for t in texts) >= 10
     assert sum("<pause/>" in t for t in texts) >= 0.6 * len(texts)
     for t in texts:  # state-changing calls and their results only ever follow the final update of their turn
@@ -167,6 +165,10 @@ def test_a_guess_is_made_only_on_a_value_a_word_followed_and_not_once_the_words_
             assert "fix call" not in text, text
             continue
         guessed += 1
+        # the guess and its fix both went out as call 1 (a refused slip is no revision)
+        issued = re.findall(r'<tool_call>\{"id": 1, "name": "(\w+)", "arguments": \{"\w+": "([^"]+)"\}\}</tool_call>\n'
+                            r'(?!<error>)', text)
+        assert len(issued) == 2 and issued[0][0] == issued[1][0] and issued[0][1] == guess.group(1), text
         heard = " ".join(re.findall(r"<(?:partial|final)_query_update>([^<]*)</", text[:guess.start()]))
         after = heard.split(guess.group(1), 1)[1].split()
         assert len(after) == LOOKAHEAD_WORDS and after[0].strip(",") in ("today", "please"), text
