@@ -134,7 +134,9 @@ class Teacher:
                 if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.masked.add(len(trace))
                     return self._reply(final, *wrong)
-                return self._reply(final, move.think, move.action)
+                plan = isinstance(move.action, ToolCall)
+                return self._reply(final, self._with_plan(done, move.think, final, heard) if plan else move.think,
+                                   move.action)
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
         return self._reply(final, PENDING if final else WAIT, Pause())
@@ -170,6 +172,23 @@ class Teacher:
                  action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
         names -= self.tools
         return (move.think, ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments)) if names else None
+
+    def _with_plan(self, done: int, think: str, final: bool, heard: int) -> str:
+        """A call's think, then the calls the request still needs after it, as far as they are heard
+        ("symbol of Google, then its price"). After a result the next step is then read off the model's
+        own plan: runs 26 and 27 answered "all results are in" after the first result of every stock
+        chain, deciding it with the request far back and a single call the common case."""
+        assert self.plan is not None
+        ids = {m.action.id for m in self.plan.moves[: done + 1]}
+        later: list[str] = []
+        for m in self.plan.moves[done + 1:]:
+            # a guess is not planned ahead; its revision is, as the call it makes
+            if (not isinstance(m.action, ToolCall) or m.action.id in ids or m.until is not None
+                    or not (final or (m.at is not None and heard >= m.at))):
+                continue
+            ids.add(m.action.id)
+            later.append(re.sub(r"^(then|now) ", "", m.alone or m.think))
+        return ", then ".join([think, *later])
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe

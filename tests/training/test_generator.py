@@ -292,6 +292,27 @@ def test_a_chain_call_made_too_soon_is_refused_as_the_model_writes_it(train):
     assert skipped >= 3, skipped
 
 
+def test_a_call_after_the_final_update_names_the_calls_the_request_still_needs(train):
+    """Its think lists the calls still to come ("symbol of Google, then its price"), and each of them
+    is then made under that name: after a result, the next step is read off the model's own plan."""
+    step = re.compile(r'<think>final: ([^<]*)</think>\n<tool_call>\{"id": (\d+)[^\n]*</tool_call>\n(?!<error>)')
+    planned = 0
+    for sample in train:
+        text = text_of(sample)[sample.meta["history_chars"]:]
+        before = text.find("<final_query_update>")
+        issued = {int(i) for i in re.findall(r'<tool_call>\{"id": (\d+)', text[:before])}
+        steps = [(m.group(1).split(", then "), int(m.group(2))) for m in step.finditer(text, before)]
+        new = []
+        for parts, call in steps:
+            if call not in issued:
+                issued.add(call)
+                new.append(parts)
+        for i, parts in enumerate(new):
+            assert parts[1:] == [re.sub(r"^(then|now) ", "", later[0]) for later in new[i + 1:]], text
+            planned += len(parts) > 1
+    assert planned >= 20, planned
+
+
 def test_a_call_with_another_tools_argument_names_is_refused_and_then_made_with_its_own(train):
     """The slip that writes another tool's argument names ("percentage" with "a" and "b") is refused
     with the names it takes, masked from the loss; the same call follows with those names and values."""
@@ -394,5 +415,5 @@ def test_the_probe_picks_the_samples_that_fix_a_call_after_the_final_update(trai
         before = "".join(text for text, _ in s.spans[: min(steps[s.id]) + 1])[s.meta["history_chars"]:]
         assert "<final_query_update>" in before
         for at in steps[s.id]:
-            assert re.search(r": (fix|remove) call 1</think>", s.spans[at + 1][0]), s.spans[at + 1][0]
+            assert re.search(r": (fix|remove) call 1(, then [^<]*)?</think>", s.spans[at + 1][0]), s.spans[at + 1][0]
     assert len(picked) < sum(s.kind in fixing for s in train)  # some are made while the user talks
