@@ -44,8 +44,9 @@ def test_speculative_turn_with_interruptions_and_a_call_on_partial_input(vllm_ur
 
         async def speak():
             await SimulatedUser(wpm=150, endpoint_delay_s=0.0).speak(
-                "what is the weather in Paris", turn.push, turn.ledger,
-                final_text="what is the weather in Paris today", hesitate=hesitate)
+                # (a word after the city: a model trained with the lookahead waits for one)
+                "what is the weather in Paris today", turn.push, turn.ledger,
+                final_text="what is the weather in Paris today please", hesitate=hesitate)
 
         async with asyncio.timeout(300):
             async with asyncio.TaskGroup() as tg:
