@@ -400,7 +400,7 @@ def calendar(b: Builder) -> TurnPlan:
                      f"read me my appointments on {spoken}", f"what's happening on {spoken}",
                      # the date before "on my calendar" too: run 27 created an event for every held-out
                      # request that named the day first and the calendar after it
-                     f"is {spoken} free on my calendar", f"what does {spoken} hold on my calendar",
+                     f"what's {spoken} like on my calendar", f"what does {spoken} hold on my calendar",
                      f"tell me about {spoken} on my calendar"],
                     [f"am I free on {spoken}"])
     words = said(b.split, b.rng, text)
