@@ -54,8 +54,8 @@ LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the
 LOOKAHEAD_WORDS = 1
 # Turns with a guess (a value the user then takes back) in which it is made as the model makes it, on the
 # value's own last word ("text Oscar," before "no, Wil"), masked from the loss; its fix is trained. With
-# the lookahead alone no guess was ever made, no revision was in the data, and runs 26-27 looked up
-# "Oscar," anyway and then made Wil a new call 2.
+# the lookahead only a bridged correction ("Ana please, no, Ben") made a guess (runs 24, 27 and 29 had no
+# revision at all), and runs 26-29 looked up "Oscar," anyway and then made Wil a new call 2.
 HASTY_SHARE = 0.5
 SLIP_SHARE = 0.2  # turns with one wrong call after the final update (not trained on), refused, then the right one
 ARGUMENT_SLIP_SHARE = 0.5  # of the slips that are no chain's skipped call: another tool's argument names
@@ -144,9 +144,9 @@ class Teacher:
                     self.masked.add(len(trace))
                 if wrong is not None:
                     return self._reply(final, *wrong)
-                plan = isinstance(move.action, ToolCall)
-                return self._reply(final, self._with_plan(done, move.think, final, heard) if plan else move.think,
-                                   move.action)
+                listed = isinstance(move.action, ToolCall)  # (a removal's think lists nothing)
+                think = self._with_plan(done, move.think, final, heard) if listed else move.think
+                return self._reply(final, think, move.action)
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
         return self._reply(final, PENDING if final else WAIT, Pause())
