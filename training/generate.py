@@ -55,7 +55,7 @@ LOOKAHEAD_WORDS = 1
 # Turns with a guess (a value the user then takes back) in which it is made as the model makes it, on the
 # value's own last word ("text Oscar," before "no, Wil"), masked from the loss; its fix is trained. With
 # the lookahead only a bridged correction ("Ana please, no, Ben") made a guess (runs 24, 27 and 29 had no
-# revision at all), and runs 26-29 looked up "Oscar," anyway and then made Wil a new call 2.
+# revision at all), and runs 26 and 27 looked up "Oscar," anyway and then made Wil a new call 2.
 HASTY_SHARE = 0.5
 SLIP_SHARE = 0.2  # turns with one wrong call after the final update (not trained on), refused, then the right one
 ARGUMENT_SLIP_SHARE = 0.5  # of the slips that are no chain's skipped call: another tool's argument names
