@@ -52,11 +52,6 @@ LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the
 # the model's speed made most of its wrong calls on values not yet complete ("March" for "March twenty
 # seventh", "Crescent" for "Crescent Hollow") and never fixed them.
 LOOKAHEAD_WORDS = 1
-# Turns with a guess (a value the user then takes back) in which it is made as the model makes it, on the
-# value's own last word ("text Oscar," before "no, Wil"), masked from the loss; its fix is trained. With
-# the lookahead only a bridged correction ("Ana please, no, Ben") made a guess (runs 24, 27 and 29 had no
-# revision at all), and runs 26 and 27 looked up "Oscar," anyway and then made Wil a new call 2.
-HASTY_SHARE = 0.5
 SLIP_SHARE = 0.2  # turns with one wrong call after the final update (not trained on), refused, then the right one
 ARGUMENT_SLIP_SHARE = 0.5  # of the slips that are no chain's skipped call: another tool's argument names
 
@@ -95,7 +90,6 @@ class Teacher:
         self.plan: TurnPlan | None = None
         self.speculate = True
         self.slip = False
-        self.hasty = False
         # Where this turn's wrong steps start in its trace: context, not targets.
         self.masked: set[int] = set()
         self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
@@ -109,7 +103,6 @@ class Teacher:
         revises = len(set(ids)) < len(ids) or any(isinstance(m.action, Remove) for m in plan.moves)
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.slip = self.rng.random() < self.slip_share
-        self.hasty = any(m.until is not None for m in plan.moves) and self.rng.random() < HASTY_SHARE
         self.skipped = set()
 
     def __call__(self, rec: Recorded) -> Reply:
@@ -132,17 +125,14 @@ class Teacher:
                 move = replace(move, think=move.alone or move.think)
             # A state-changing call is only written once the final update is in (it is the commit
             # point then); lookups go out once a word after their values is heard, withdrawals at once.
-            hasty = self.hasty and move.until is not None
-            lookahead = LOOKAHEAD_WORDS if isinstance(move.action, ToolCall) and not hasty else 0
+            lookahead = LOOKAHEAD_WORDS if isinstance(move.action, ToolCall) else 0
             early = (self.speculate and move.at is not None and heard >= move.at + lookahead
                      and not self._changes_state(move.action))
             due = final or early
             if due and all(n in results for n in move.needs):
                 wrong = self._wrong(move, trace) if final and self.slip and not _REFUSED.search(trace) else None
-                # a mistake stays in the trace, masked from the loss (a guess only where it is made too soon)
-                if wrong is not None or (hasty and move.at is not None and heard < move.at + LOOKAHEAD_WORDS):
+                if wrong is not None:  # a mistake stays in the trace, masked from the loss
                     self.masked.add(len(trace))
-                if wrong is not None:
                     return self._reply(final, *wrong)
                 listed = isinstance(move.action, ToolCall)  # (a removal's think lists nothing)
                 think = self._with_plan(done, move.think, final, heard) if listed else move.think
