@@ -398,8 +398,8 @@ def calendar(b: Builder) -> TurnPlan:
                      f"am I busy on {spoken}", f"any plans on {spoken}", f"check my calendar for {spoken}",
                      f"show me my agenda for {spoken}", f"what meetings do I have on {spoken}",
                      f"read me my appointments on {spoken}", f"what's happening on {spoken}",
-                     # the date before "on my calendar" too: run 27 created an event for every held-out
-                     # request that named the day first and the calendar after it
+                     # the date before "on my calendar" too: run 27 created events for held-out requests
+                     # that named the day first and the calendar after it
                      f"what's {spoken} like on my calendar", f"what does {spoken} hold on my calendar",
                      f"tell me about {spoken} on my calendar"],
                     [f"am I free on {spoken}"])
