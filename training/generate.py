@@ -136,6 +136,8 @@ class Teacher:
                     return self._reply(final, *wrong)
                 listed = isinstance(move.action, ToolCall)  # (a removal's think lists nothing)
                 think = self._with_plan(done, move.think, final, heard) if listed else move.think
+                if listed:
+                    think = self._after_result(done, trace, results) + think
                 return self._reply(final, think, move.action)
         elif final and self._all_results_in(trace):
             return self._reply(final, DONE, Answer(self.plan.answer(results)))
@@ -189,6 +191,22 @@ class Teacher:
             ids.add(m.action.id)
             later.append(re.sub(r"^(then|now) ", "", m.alone or m.think))
         return ", then ".join([think, *later])
+
+    def _after_result(self, done: int, trace: str, results: Results) -> str:
+        """A call made after a result first names the call that result closed ("zipcode of Crescent
+        Hollow done; zipcode of Autumnville, then distance between them"): the next item is the one
+        after it in the model's own plan. Run 29 copied the list as it stood and looked Autumnville up
+        twice, the item already done never dropped."""
+        assert self.plan is not None
+        issued = list(_ISSUED.finditer(trace))
+        if not done or done - 1 in self.skipped or not issued:
+            return ""
+        previous, this = self.plan.moves[done - 1], self.plan.moves[done]
+        if (not isinstance(previous.action, ToolCall) or previous.until is not None
+                or previous.action.id == this.action.id or previous.action.id not in results
+                or not _RESULT.search(trace, issued[-1].end())):
+            return ""
+        return re.sub(r"^(then|now) ", "", previous.alone or previous.think) + " done; "
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe

@@ -301,7 +301,8 @@ def test_a_call_after_the_final_update_names_the_calls_the_request_still_needs(t
         text = text_of(sample)[sample.meta["history_chars"]:]
         before = text.find("<final_query_update>")
         issued = {int(i) for i in re.findall(r'<tool_call>\{"id": (\d+)', text[:before])}
-        steps = [(m.group(1).split(", then "), int(m.group(2))) for m in step.finditer(text, before)]
+        steps = [(m.group(1).split(" done; ")[-1].split(", then "), int(m.group(2)))
+                 for m in step.finditer(text, before)]
         new = []
         for parts, call in steps:
             if call not in issued:
@@ -311,6 +312,26 @@ def test_a_call_after_the_final_update_names_the_calls_the_request_still_needs(t
             assert parts[1:] == [re.sub(r"^(then|now) ", "", later[0]) for later in new[i + 1:]], text
             planned += len(parts) > 1
     assert planned >= 20, planned
+
+
+def test_a_call_after_a_result_first_names_the_call_that_result_closed(train):
+    """"zipcode of A done; zipcode of B, then distance between them": the item before "done" is the
+    call made just before, its result in since, so that the next call is the item after it in the plan."""
+    call = re.compile(r'<think>(?:partial|final): ([^<]*)</think>\n<tool_call>(\{"id": (\d+)[^\n]*|REMOVE \d+)'
+                      r'</tool_call>\n(?!<error>)')
+    named = 0
+    for sample in train:
+        text = text_of(sample)[sample.meta["history_chars"]:]
+        last: tuple[int, str, int] | None = None  # the call made before: id, the item it was made for, where
+        for m in call.finditer(text):
+            done, _, think = m.group(1).rpartition(" done; ")
+            if done:
+                named += 1
+                assert last is not None and done == last[1], text[: m.end()]
+                assert f'<tool_result id="{last[0]}">' in text[last[2]:m.start()], text[: m.end()]
+            item = re.sub(r"^(then|now) ", "", think.split(", then ")[0])
+            last = (int(m.group(3)), item, m.end()) if m.group(3) else None
+    assert named >= 20, named
 
 
 def test_a_call_with_another_tools_argument_names_is_refused_and_then_made_with_its_own(train):
