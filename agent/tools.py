@@ -138,7 +138,9 @@ def resolve(value: Any, results: dict[int, Any]) -> Any:
             try:
                 current = current[key] if key else current[int(index)]
             except (KeyError, IndexError, TypeError) as e:
-                raise ToolError(f"{value} does not exist in the result of call {m.group(1)}") from e
+                # the fields there are, so that the model can fix the reference ("$1.phone_number")
+                has = f"; it has: {', '.join(map(str, current))}" if isinstance(current, dict) else ""
+                raise ToolError(f"{value} does not exist in the result of call {m.group(1)}{has}") from e
         return current
     if isinstance(value, dict):
         return {k: resolve(v, results) for k, v in value.items()}

@@ -1,11 +1,13 @@
-"""The tool graph's ordering of writes, on virtual time."""
+"""The tool graph: the ordering of writes on virtual time, and references into earlier results."""
 
 import asyncio
+
+import pytest
 
 from agent.clock import run_virtual
 from agent.graph import ToolGraph
 from agent.protocol import ToolCall
-from agent.tools import ToolBox
+from agent.tools import ToolBox, ToolError, resolve
 from tests.support import DEMO
 
 
@@ -55,3 +57,11 @@ def test_writes_keep_their_order_and_a_removed_write_releases_the_calls_behind_i
     ]))
     assert (0.2, 1, "cancelled") in events
     assert started(events, 2) == 0.4 and started(events, 3) == 0.9
+
+
+def test_a_reference_to_a_field_the_result_lacks_names_the_fields_it_has():
+    found = {1: {"name": "Ana Ito", "phone": "+1 555", "email": "ana@example.com"}}
+    assert resolve({"to": "$1.phone", "text": "hi"}, found) == {"to": "+1 555", "text": "hi"}
+    with pytest.raises(ToolError, match=r"^\$1\.phone_number does not exist in the result of call 1; "
+                                        r"it has: name, phone, email$"):
+        resolve({"to": "$1.phone_number"}, found)
