@@ -139,7 +139,8 @@ def resolve(value: Any, results: dict[int, Any]) -> Any:
                 current = current[key] if key else current[int(index)]
             except (KeyError, IndexError, TypeError) as e:
                 # the fields there are, so that the model can fix the reference ("$1.phone_number")
-                has = f"; it has: {', '.join(map(str, current))}" if isinstance(current, dict) else ""
+                keys = list(map(str, current))[:12] if isinstance(current, dict) else []
+                has = f"; it has: {', '.join(keys)}{', ...' if len(current) > len(keys) else ''}" if keys else ""
                 raise ToolError(f"{value} does not exist in the result of call {m.group(1)}{has}") from e
         return current
     if isinstance(value, dict):

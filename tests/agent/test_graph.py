@@ -65,3 +65,6 @@ def test_a_reference_to_a_field_the_result_lacks_names_the_fields_it_has():
     with pytest.raises(ToolError, match=r"^\$1\.phone_number does not exist in the result of call 1; "
                                         r"it has: name, phone, email$"):
         resolve({"to": "$1.phone_number"}, found)
+    many = {1: {f"field{i}": i for i in range(20)}}
+    with pytest.raises(ToolError, match=r"; it has: field0, field1, .*, field11, \.\.\.$"):
+        resolve("$1.other", many)
