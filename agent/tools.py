@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import itertools
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -127,6 +128,15 @@ def references(value: Any) -> set[int]:
     return set()
 
 
+def _fields(value: Any, most: int = 12) -> str:
+    """The fields a result has, for an error about one it lacks: the model can then fix its reference
+    ("$1.phone_number": it has name, phone, email)."""
+    if not isinstance(value, dict) or not value:
+        return ""
+    names = [str(k) for k in itertools.islice(value, most)]
+    return f"; it has: {', '.join(names)}{', ...' if len(value) > most else ''}"
+
+
 def resolve(value: Any, results: dict[int, Any]) -> Any:
     """Replace `$N` / `$N.key[0]` strings with the referenced result (or a part of it)."""
     if isinstance(value, str):
@@ -138,10 +148,7 @@ def resolve(value: Any, results: dict[int, Any]) -> Any:
             try:
                 current = current[key] if key else current[int(index)]
             except (KeyError, IndexError, TypeError) as e:
-                # the fields there are, so that the model can fix the reference ("$1.phone_number")
-                keys = list(map(str, current))[:12] if isinstance(current, dict) else []
-                has = f"; it has: {', '.join(keys)}{', ...' if len(current) > len(keys) else ''}" if keys else ""
-                raise ToolError(f"{value} does not exist in the result of call {m.group(1)}{has}") from e
+                raise ToolError(f"{value} does not exist in the result of call {m.group(1)}{_fields(current)}") from e
         return current
     if isinstance(value, dict):
         return {k: resolve(v, results) for k, v in value.items()}

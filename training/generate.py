@@ -189,7 +189,7 @@ class Teacher:
                     or not (final or (m.at is not None and heard >= m.at))):
                 continue
             ids.add(m.action.id)
-            later.append(re.sub(r"^(then|now) ", "", m.alone or m.think))
+            later.append(_item(m))
         return ", then ".join([think, *later])
 
     def _after_result(self, done: int, trace: str, results: Results) -> str:
@@ -198,15 +198,15 @@ class Teacher:
         after it in the model's own plan. Run 29 copied the list as it stood and looked Autumnville up
         twice, the item already done never dropped."""
         assert self.plan is not None
-        issued = list(_ISSUED.finditer(trace))
-        if not done or done - 1 in self.skipped or not issued:
+        last_call = max((m.end() for m in _ISSUED.finditer(trace)), default=None)
+        if not done or done - 1 in self.skipped or last_call is None:
             return ""
         previous, this = self.plan.moves[done - 1], self.plan.moves[done]
         if (not isinstance(previous.action, ToolCall) or previous.until is not None
                 or previous.action.id == this.action.id or previous.action.id not in results
-                or not _RESULT.search(trace, issued[-1].end())):
+                or not _RESULT.search(trace, last_call)):
             return ""
-        return re.sub(r"^(then|now) ", "", previous.alone or previous.think) + " done; "
+        return _item(previous) + " done; "
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe
@@ -239,6 +239,12 @@ class Teacher:
         # follows is conditioned on it, instead of "the ..." serving both states.
         text = format_element(Think(f"{'final' if final else 'partial'}: {think}")) + format_element(action)
         return Reply(text, first_token_s=self.first_token_s, chunk_chars=4, chunk_s=1.0 / self.tokens_per_s)
+
+
+def _item(move: Move) -> str:
+    """A move as an item of the plan, the same words wherever it is listed or named done ("then its
+    price" lists as "its price")."""
+    return re.sub(r"^(then|now) ", "", move.alone or move.think)
 
 
 @dataclass(frozen=True)
