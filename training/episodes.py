@@ -179,18 +179,27 @@ class Builder:
         the held-out split draws nothing here."""
         return self.split == "train" and self.rng.random() < BRIDGE_SHARE
 
-    def contact(self) -> dict[str, str]:
+    def missing(self) -> bool:
+        """Whether a training lookup asks for a name or city the world lacks (MISSING_SHARE); the
+        held-out split draws nothing here."""
+        return self.split == "train" and self.rng.random() < MISSING_SHARE
+
+    def contact(self, known: bool = True) -> dict[str, str]:
+        """A contact, in the world's address book unless `known` is False."""
         first = self.pick("first_names")
         last = self.rng.choice(self.pools.last_names)
         digits = "".join(str(self.rng.randrange(10)) for _ in range(7))
         contact = {"name": f"{first} {last}", "phone": f"+1 {self.rng.randrange(200, 990)} {digits[:3]} {digits[3:]}",
                    "email": f"{first.lower()}.{last.lower()}@example.com"}
-        self.state.contacts[first.lower()] = contact
+        if known:
+            self.state.contacts[first.lower()] = contact
         return contact
 
-    def city(self) -> str:
+    def city(self, known: bool = True) -> str:
+        """A city, with weather in the world unless `known` is False."""
         city = self.pick("cities")
-        self.state.weather[city.lower()] = (self.rng.randrange(-5, 36), self.rng.choice(CONDITIONS))
+        if known:
+            self.state.weather[city.lower()] = (self.rng.randrange(-5, 36), self.rng.choice(CONDITIONS))
         return city
 
     def date(self) -> tuple[str, str]:
@@ -253,6 +262,11 @@ CORRECTIONS = ("no,", "sorry,", "I mean", "no wait,", "sorry, I meant", "oops,",
 # Shaibroustor" it looked Fiachais up, then made the fix a new call 2): since run 26 only the lookups'
 # corrections are bridged, a text's correction always waits at the marker.
 BRIDGE_SHARE = 0.5
+# Training lookups of a contact or city the world lacks: the tool's error comes back, a text that needed
+# the lookup is not sent, and the answer says what failed. Runs 24-32 never saw an error result and
+# answered over one as over a success ("Done, the rear left door is unlocked", "It is 20 degrees and 72
+# hours" after "no weather data").
+MISSING_SHARE = 0.08
 WITHDRAWALS = ("actually never mind", "wait, forget that", "no, scratch that", "actually cancel that",
                "hmm, never mind that", "forget it")
 
@@ -282,12 +296,16 @@ def _answer_weather(r: dict[str, Any]) -> str:
     return f"It is {r['temperature_c']} degrees and {r['conditions']} in {r['city']}."
 
 
+def _failed(r: Any) -> bool:
+    return isinstance(r, dict) and "error" in r
+
+
 # -- turn kinds -----------------------------------------------------------------------------------------
 # Each returns a TurnPlan; ids start at 1 in every turn.
 
 
 def weather(b: Builder) -> TurnPlan:
-    city = b.city()
+    city = b.city(known=not b.missing())
     text = b.phrase([f"what's the weather in {city}", f"how is the weather in {city} today",
                      f"is it cold in {city} right now", f"tell me the weather for {city} please",
                      f"what's it like outside in {city}", f"what's the temperature in {city}",
@@ -306,7 +324,8 @@ def weather(b: Builder) -> TurnPlan:
         moves = [Move(at - len(city.split()) + 1, f"probably {guess}", ToolCall(1, "get_weather", {"city": guess}),
                       until=at),
                  Move(at, f"it is {city}, not {guess}: fix call 1", call, alone=f"weather in {city}")]
-    return TurnPlan(words, moves, lambda r: _answer_weather(r[1]), kind="weather")
+    return TurnPlan(words, moves, lambda r: f"Sorry, I could not get the weather for {city}." if _failed(r[1])
+                    else _answer_weather(r[1]), kind="weather")
 
 
 def _guess_city(b: Builder, city: str, words: list[str]) -> str | None:
@@ -340,7 +359,7 @@ def two_cities(b: Builder) -> TurnPlan:
 
 
 def contact(b: Builder) -> TurnPlan:
-    c = b.contact()
+    c = b.contact(known=not b.missing())
     first = c["name"].split()[0]
     field_, label = b.rng.choice([("phone", "phone number"), ("email", "email address")])
     text = b.phrase([f"what's {first}'s {label}", f"look up {first}'s {label}", f"find the {label} of {first}",
@@ -350,11 +369,13 @@ def contact(b: Builder) -> TurnPlan:
                     [f"do you have {first}'s {label}"])
     words = said(b.split, b.rng, text)
     moves = [Move(first_index(words, first), f"look up {first}", ToolCall(1, "lookup_contact", {"name": first}))]
-    return TurnPlan(words, moves, lambda r: f"{r[1]['name']}'s {label} is {r[1][field_]}.", kind="contact")
+    return TurnPlan(words, moves, lambda r: f"Sorry, I could not find {first} in your contacts." if _failed(r[1])
+                    else f"{r[1]['name']}'s {label} is {r[1][field_]}.", kind="contact")
 
 
 def message(b: Builder, *, correction: bool = False) -> TurnPlan:
-    c, first, body = _recipient(b)
+    known = correction or not b.missing()
+    c, first, body = _recipient(b, known)
     via = b.rng.random() < 0.25
     field_ = "email" if via else "phone"
     verb = "email" if via else b.phrase(["text", "message"], ["text"])
@@ -383,8 +404,11 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
                  Move(name_at, f"not {wrong} but {first}: fix call 1", ToolCall(1, "lookup_contact", {"name": first}),
                       alone=moves[0].think)]
     moves.append(Move(body_at, f"send the message to {first}", send))
-    b.expected["sent"].append({"to": c[field_], "text": body})
-    return TurnPlan(words, moves, lambda r: f"I sent {r[1]['name'].split()[0]} the message.",
+    if known:
+        b.expected["sent"].append({"to": c[field_], "text": body})
+    # (a send that needs a failed lookup is not made: see generate.Teacher)
+    return TurnPlan(words, moves, lambda r: f"Sorry, I could not find {first} in your contacts, so I did not send "
+                    "the message." if _failed(r[1]) else f"I sent {r[1]['name'].split()[0]} the message.",
                     kind="correction" if correction else "message")
 
 
@@ -459,9 +483,9 @@ def timer(b: Builder) -> TurnPlan:
     return TurnPlan(words, moves, lambda r: f"Your {n} minute timer for {label} is running.", kind="timer")
 
 
-def _recipient(b: Builder) -> tuple[dict[str, str], str, str]:
+def _recipient(b: Builder, known: bool = True) -> tuple[dict[str, str], str, str]:
     """Whom a text goes to (the contact, its first name) and what it says, drawn in this order."""
-    c = b.contact()
+    c = b.contact(known)
     return c, c["name"].split()[0], b.pick("messages")
 
 

@@ -54,6 +54,14 @@ LATE_SHARE = 0.3  # turns whose calls all wait for the final update, as when the
 LOOKAHEAD_WORDS = 1
 SLIP_SHARE = 0.2  # turns with one wrong call after the final update (not trained on), refused, then the right one
 ARGUMENT_SLIP_SHARE = 0.5  # of the slips that are no chain's skipped call: another tool's argument names
+# Of the made-up tool names, those taken from the user's own words, the think written with that word too
+# ("split 398 and 97", `split`), as the model makes them up: runs 29-32 wrote `split`, `remove`, `sell`,
+# `product` on held-out wordings and repeated the same think and call after the error until the turn ran
+# out, having seen only a slip of the name (`subtracts`) under a right think.
+SPOKEN_SLIP_SHARE = 0.5
+_PLAIN = frozenset("what what's whats with that this from please thanks thank could would about there have your "
+                   "will much many when then okay also right alright sorry mean wait like just know they them "
+                   "it's into for".split())
 
 
 @dataclass
@@ -114,6 +122,9 @@ class Teacher:
         # (`heard` holds the partial updates only: the final one may bring words no partial did.)
         heard = len((self.turn.final_text if final else self.turn.heard).split())
         results = self._results(trace)
+        while done < len(self.plan.moves) and self._needs_failed(self.plan.moves[done], results):
+            self.skipped.add(done)  # a call whose input failed is not made; the answer says so
+            done += 1
         if done < len(self.plan.moves):
             move = self.plan.moves[done]
             if move.until is not None and heard >= move.until and done + 1 < len(self.plan.moves):
@@ -170,10 +181,23 @@ class Teacher:
                 wrong = self.rng.sample(others, len(action.arguments))
                 return move.think, ToolCall(action.id, action.name, dict(zip(wrong, action.arguments.values(),
                                                                              strict=True)))
+        spoken = [w for w in self._spoken(action) if w != move.think.split()[0]]
+        if spoken and self.rng.random() < SPOKEN_SLIP_SHARE:
+            word = self.rng.choice(spoken[:2])  # mostly the request's verb, its first content word
+            return re.sub(r"^\S+", word, move.think), ToolCall(action.id, word, action.arguments)
         names = {action.name.removeprefix("get_"), "get_" + action.name.removeprefix("get_") + "_info",
                  action.name.replace("_", ""), action.name + "s", action.name.split("_")[-1]}
         names -= self.tools
         return (move.think, ToolCall(action.id, self.rng.choice(sorted(names)), action.arguments)) if names else None
+
+    def _spoken(self, action: ToolCall) -> list[str]:
+        """The user's content words that no argument holds and no tool is named, in the order said
+        (names and places, capitalised, are values however they are used)."""
+        assert self.plan is not None
+        held = {w.lower() for v in action.arguments.values() for w in re.findall(r"[\w']+", str(v))}
+        words = (w.strip(",.?!") for w in self.plan.words)
+        return list(dict.fromkeys(w for w in words if len(w) > 3 and w.isalpha() and w.islower()
+                                  and w not in _PLAIN and w not in held and w not in self.tools))
 
     def _with_plan(self, done: int, think: str, final: bool, heard: int) -> str:
         """A call's think, then the calls the request still needs after it, as far as they are heard
@@ -207,6 +231,11 @@ class Teacher:
                 or not _RESULT.search(trace, last_call)):
             return ""
         return _item(previous) + " done; "
+
+    @staticmethod
+    def _needs_failed(move: Move, results: Results) -> bool:
+        needs = set(move.needs) | (references(move.action.arguments) if isinstance(move.action, ToolCall) else set())
+        return any(isinstance(results.get(i), dict) and "error" in results[i] for i in needs)
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe
