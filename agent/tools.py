@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 ToolFn = Callable[[Any, "ToolContext"], Awaitable[Any]]
 _REF = re.compile(r"^\$(\d+)((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)$")
@@ -73,7 +73,8 @@ _JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "
 
 def model_from_schema(name: str, schema: dict[str, Any]) -> type[BaseModel]:
     """An argument model for a tool declared by a JSON schema (a client's tool): top-level properties
-    with their JSON types and enums, required ones required; anything deeper is left to the client."""
+    with their JSON types, enums and descriptions (the prompt shows them: "the zipcode of the first
+    city", a door's allowed values), required ones required; anything deeper is left to the client."""
     required = set(schema.get("required", []))
     fields: dict[str, Any] = {}
     for key, prop in (schema.get("properties") or {}).items():
@@ -83,7 +84,9 @@ def model_from_schema(name: str, schema: dict[str, Any]) -> type[BaseModel]:
             kind = Literal[tuple(prop["enum"])]
         elif isinstance(prop.get("type"), str):
             kind = _JSON_TYPES.get(prop["type"], Any)
-        fields[key] = (kind, ...) if key in required else (kind | None, None)
+        about = prop["description"] if isinstance(prop.get("description"), str) else None
+        fields[key] = ((kind, Field(description=about)) if key in required
+                       else (kind | None, Field(None, description=about)))
     model: type[BaseModel] = create_model(f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 

@@ -201,7 +201,9 @@ def _method(cls: str, name: str) -> Any:
     async def call(args: Any, ctx: ToolContext) -> Any:
         try:
             result = getattr(ctx.state[cls], name)(**args.model_dump(exclude_none=True))
-        except (TypeError, ValueError, KeyError, AttributeError) as e:
+        except KeyError as e:  # the backend's own lookup of a value ("lockDoors: 'left'" said nothing)
+            raise ToolError(f"{name}: no such value {e}; see the tool's description for the values it takes") from e
+        except (TypeError, ValueError, AttributeError) as e:
             raise ToolError(f"{name}: {e}") from e
         if isinstance(result, dict) and "error" in result:
             raise ToolError(str(result["error"]))

@@ -3,11 +3,13 @@
 import asyncio
 
 import pytest
+from pydantic import ValidationError
 
 from agent.clock import run_virtual
 from agent.graph import ToolGraph
+from agent.prompt import system_prompt
 from agent.protocol import ToolCall
-from agent.tools import ToolBox, ToolError, resolve
+from agent.tools import ToolBox, ToolError, client_tool, resolve
 from tests.support import DEMO
 
 
@@ -68,3 +70,17 @@ def test_a_reference_to_a_field_the_result_lacks_names_the_fields_it_has():
     many = {1: {f"field{i}": i for i in range(20)}}
     with pytest.raises(ToolError, match=r"; it has: field0, field1, .*, field11, \.\.\.$"):
         resolve("$1.other", many)
+
+
+def test_a_tool_declared_by_json_schema_shows_its_argument_descriptions_in_the_prompt():
+    """A client's (or BFCL's) tool: the model reads what each argument is and which values it takes."""
+    schema = {"type": "object", "required": ["cityA"], "properties": {
+        "cityA": {"type": "string", "description": "The zipcode of the first city."},
+        "unit": {"type": "string", "enum": ["km", "miles"], "description": "Distance unit."}}}
+    tool = client_tool("estimate_distance", "Estimates the distance.", schema, lambda args, ctx: None)
+    prompt = system_prompt([tool], style="trained")
+    signature = ("estimate_distance(cityA: string (The zipcode of the first city.), "
+                 "unit: string (optional) (Distance unit.))")
+    assert signature in prompt
+    with pytest.raises(ValidationError):
+        tool.args(cityA="1", unit="leagues")

@@ -1,6 +1,7 @@
 """The BFCL suite and the virtual-clock oracle benchmark: real worker, graph and BFCL backends."""
 
 import asyncio
+import random
 
 import pytest
 
@@ -8,6 +9,7 @@ from agent.clock import run_virtual
 from agent.llm import OpenAICompatibleLLM
 from agent.prompt import system_prompt
 from agent.protocol import Answer
+from agent.tools import ToolContext, ToolError
 from configs.catalogs.demo import DemoState
 from evals import bfcl, demo_suite
 from evals.bench import SUITES, TIMINGS, ceiling, run_task, summarize
@@ -31,6 +33,14 @@ def test_calls_reach_the_checker_only_as_formatted_literals():
         bfcl.format_call("__import__('os').system", {})
     with pytest.raises(TypeError):
         bfcl.format_call("mv", {"source": object()})
+
+
+def test_a_bfcl_value_its_backend_lacks_is_a_clear_tool_error():
+    tools = {t.name: t for t in bfcl.tools("VehicleControlAPI")}
+    state = {"VehicleControlAPI": bfcl.backend("VehicleControlAPI", {})}
+    lock = tools["lockDoors"]
+    with pytest.raises(ToolError, match=r"lockDoors: no such value 'left'; see the tool's description"):
+        asyncio.run(lock.fn(lock.args(unlock=True, door=["left"]), ToolContext(state, random.Random(0))))
 
 
 def test_every_bfcl_method_is_labelled_and_reads_are_not_writes():
