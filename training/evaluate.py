@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -225,6 +226,21 @@ def evaluate_teacher(settings: Settings, episodes: list[Episode], wpm: float, sc
     return [s for i, ep in enumerate(episodes) for s in run_virtual(_teacher_episode(ep, i, settings, wpm, scale))]
 
 
+# Words an answer that owns a failure uses (a heuristic, read with the traces): runs 24-33 answered "It
+# is 20 degrees and 72 hours" after "no weather data", "Done, the door is unlocked" after an error.
+_OWNS_FAILURE = re.compile(r"\b(sorry|could not|couldn't|cannot|can't|failed|unable|did not|didn't)\b", re.I)
+
+
+def owns_failure(trace: str) -> bool | None:
+    """Whether a turn's answer says that the last result before it failed; None where it did not fail
+    (or there was no result, or no answer)."""
+    at = trace.rfind("<answer>")
+    results = re.findall(r'<tool_result id="\d+">(.*?)</tool_result>', trace[:at], re.S) if at >= 0 else []
+    if not results or not results[-1].startswith('{"error"'):
+        return None
+    return bool(_OWNS_FAILURE.search(trace[at:]))
+
+
 def summarize(scores: list[TurnScore]) -> dict[str, Any]:
     episodes: dict[int, list[TurnScore]] = {}
     for s in scores:
@@ -233,6 +249,7 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
     chains = [s for s in scores if len(s.gold) >= 3]
     corrections = [s for s in scores if s.kind in ("correction", "changed_mind")]
     bfcl = [s for s in scores if s.kind.startswith("bfcl_")]
+    owned = [o for o in (owns_failure(s.trace) for s in scores) if o is not None]
     return {
         "episodes": len(episodes), "turns": len(scores),
         "well_formed_episodes": sum(all(t.well_formed for t in ts) for ts in episodes.values()) / max(len(episodes), 1),
@@ -245,6 +262,7 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
         "unsafe_issued_early": sum(s.unsafe_issued_early for s in scores),
         "unsafe_started_early": sum(s.unsafe_started_early for s in scores),
         "stalled_turns": sum(s.status == "stalled" for s in scores),
+        "failures_owned": f"{sum(owned)}/{len(owned)}",  # answers after a failed result that say it failed
         "seconds_per_turn": round(sum(s.seconds for s in scores) / n, 1),
         # kind: "well-formed/first call right/exact of turns", where one held-out wording per kind decides
         "by_kind": {k: "/".join(str(sum(getattr(s, f) for s in scores if s.kind == k))

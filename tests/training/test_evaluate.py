@@ -13,6 +13,7 @@ from training.evaluate import (
     MeteredLLM,
     episode_set,
     evaluate_teacher,
+    owns_failure,
     summarize,
 )
 
@@ -55,3 +56,14 @@ def test_a_slower_model_with_the_world_paced_to_it_sees_the_same_turns():
     slow = evaluate_teacher(Settings(), episode_set(8), wpm=150.0, scale=2.5)  # fresh worlds: a run changes its own
     assert [s.trace for s in slow] == [s.trace for s in fast]
     assert {s.scale for s in slow} == {2.5}
+
+
+def test_an_answer_after_a_failed_result_is_scored_by_whether_it_says_so():
+    failed = ('<tool_call>{"id": 1, "name": "get_weather", "arguments": {"city": "Atlantis"}}</tool_call>\n'
+              '<tool_result id="1">{"error": "no weather data for \'Atlantis\'"}</tool_result>\n'
+              "<think>final: all results are in</think>\n")
+    assert owns_failure(failed + "<answer>Sorry, I could not get the weather for Atlantis.</answer>\n") is True
+    assert owns_failure(failed + "<answer>It is 20 degrees and sunny in Atlantis.</answer>\n") is False
+    fine = failed.replace('{"error": "no weather data for \'Atlantis\'"}', '{"city": "Atlantis"}')
+    assert owns_failure(fine + "<answer>It is 20 degrees.</answer>\n") is None
+    assert owns_failure(failed) is None  # no answer yet
