@@ -14,6 +14,7 @@ of real ones and, mostly, from the open-ended spaces of `training.values`.
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -179,27 +180,30 @@ class Builder:
         the held-out split draws nothing here."""
         return self.split == "train" and self.rng.random() < BRIDGE_SHARE
 
-    def missing(self) -> bool:
-        """Whether a training lookup asks for a name or city the world lacks (MISSING_SHARE); the
-        held-out split draws nothing here."""
-        return self.split == "train" and self.rng.random() < MISSING_SHARE
+    def missing(self, drawn: str) -> bool:
+        """Whether a training lookup asks for a name or city the world lacks (MISSING_SHARE), told by a
+        digest of the values just drawn, not by a draw of its own: the episodes that follow stay those
+        the same seed gave before (run 34's first data, drawn, had 189 BFCL episodes of 850, run 32's
+        228). The held-out split lacks nothing."""
+        return self.split == "train" and zlib.crc32(drawn.encode()) % 1000 < MISSING_SHARE * 1000
 
-    def contact(self, known: bool = True) -> dict[str, str]:
-        """A contact, in the world's address book unless `known` is False."""
+    def contact(self, may_fail: bool = False) -> dict[str, str]:
+        """A contact, in the world's address book unless `may_fail` and `missing`."""
         first = self.pick("first_names")
         last = self.rng.choice(self.pools.last_names)
         digits = "".join(str(self.rng.randrange(10)) for _ in range(7))
         contact = {"name": f"{first} {last}", "phone": f"+1 {self.rng.randrange(200, 990)} {digits[:3]} {digits[3:]}",
                    "email": f"{first.lower()}.{last.lower()}@example.com"}
-        if known:
+        if not (may_fail and self.missing(contact["phone"])):
             self.state.contacts[first.lower()] = contact
         return contact
 
-    def city(self, known: bool = True) -> str:
-        """A city, with weather in the world unless `known` is False."""
+    def city(self, may_fail: bool = False) -> str:
+        """A city, with weather in the world unless `may_fail` and `missing`."""
         city = self.pick("cities")
-        if known:
-            self.state.weather[city.lower()] = (self.rng.randrange(-5, 36), self.rng.choice(CONDITIONS))
+        weather = (self.rng.randrange(-5, 36), self.rng.choice(CONDITIONS))
+        if not (may_fail and self.missing(f"{city} {weather}")):
+            self.state.weather[city.lower()] = weather
         return city
 
     def date(self) -> tuple[str, str]:
@@ -305,7 +309,7 @@ def _failed(r: Any) -> bool:
 
 
 def weather(b: Builder) -> TurnPlan:
-    city = b.city(known=not b.missing())
+    city = b.city(may_fail=True)
     text = b.phrase([f"what's the weather in {city}", f"how is the weather in {city} today",
                      f"is it cold in {city} right now", f"tell me the weather for {city} please",
                      f"what's it like outside in {city}", f"what's the temperature in {city}",
@@ -359,7 +363,7 @@ def two_cities(b: Builder) -> TurnPlan:
 
 
 def contact(b: Builder) -> TurnPlan:
-    c = b.contact(known=not b.missing())
+    c = b.contact(may_fail=True)
     first = c["name"].split()[0]
     field_, label = b.rng.choice([("phone", "phone number"), ("email", "email address")])
     text = b.phrase([f"what's {first}'s {label}", f"look up {first}'s {label}", f"find the {label} of {first}",
@@ -374,8 +378,8 @@ def contact(b: Builder) -> TurnPlan:
 
 
 def message(b: Builder, *, correction: bool = False) -> TurnPlan:
-    known = correction or not b.missing()
-    c, first, body = _recipient(b, known)
+    c, first, body = _recipient(b, may_fail=not correction)
+    known = first.lower() in b.state.contacts
     via = b.rng.random() < 0.25
     field_ = "email" if via else "phone"
     verb = "email" if via else b.phrase(["text", "message"], ["text"])
@@ -483,9 +487,9 @@ def timer(b: Builder) -> TurnPlan:
     return TurnPlan(words, moves, lambda r: f"Your {n} minute timer for {label} is running.", kind="timer")
 
 
-def _recipient(b: Builder, known: bool = True) -> tuple[dict[str, str], str, str]:
+def _recipient(b: Builder, may_fail: bool = False) -> tuple[dict[str, str], str, str]:
     """Whom a text goes to (the contact, its first name) and what it says, drawn in this order."""
-    c = b.contact(known)
+    c = b.contact(may_fail)
     return c, c["name"].split()[0], b.pick("messages")
 
 
