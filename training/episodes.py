@@ -300,8 +300,9 @@ def _answer_weather(r: dict[str, Any]) -> str:
     return f"It is {r['temperature_c']} degrees and {r['conditions']} in {r['city']}."
 
 
-def _failed(r: Any) -> bool:
-    return isinstance(r, dict) and "error" in r
+def failed(result: Any) -> bool:
+    """Whether a tool's result is its error."""
+    return isinstance(result, dict) and "error" in result
 
 
 # -- turn kinds -----------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def weather(b: Builder) -> TurnPlan:
         moves = [Move(at - len(city.split()) + 1, f"probably {guess}", ToolCall(1, "get_weather", {"city": guess}),
                       until=at),
                  Move(at, f"it is {city}, not {guess}: fix call 1", call, alone=f"weather in {city}")]
-    return TurnPlan(words, moves, lambda r: f"Sorry, I could not get the weather for {city}." if _failed(r[1])
+    return TurnPlan(words, moves, lambda r: f"Sorry, I could not get the weather for {city}." if failed(r[1])
                     else _answer_weather(r[1]), kind="weather")
 
 
@@ -373,7 +374,7 @@ def contact(b: Builder) -> TurnPlan:
                     [f"do you have {first}'s {label}"])
     words = said(b.split, b.rng, text)
     moves = [Move(first_index(words, first), f"look up {first}", ToolCall(1, "lookup_contact", {"name": first}))]
-    return TurnPlan(words, moves, lambda r: f"Sorry, I could not find {first} in your contacts." if _failed(r[1])
+    return TurnPlan(words, moves, lambda r: f"Sorry, I could not find {first} in your contacts." if failed(r[1])
                     else f"{r[1]['name']}'s {label} is {r[1][field_]}.", kind="contact")
 
 
@@ -412,7 +413,7 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
         b.expected["sent"].append({"to": c[field_], "text": body})
     # (a send that needs a failed lookup is not made: see generate.Teacher)
     return TurnPlan(words, moves, lambda r: f"Sorry, I could not find {first} in your contacts, so I did not send "
-                    "the message." if _failed(r[1]) else f"I sent {r[1]['name'].split()[0]} the message.",
+                    "the message." if failed(r[1]) else f"I sent {r[1]['name'].split()[0]} the message.",
                     kind="correction" if correction else "message")
 
 

@@ -34,7 +34,7 @@ from agent.tools import Catalog, Tool, ToolBox, references
 from agent.worker import AgentConfig, AgentSession, Turn
 from evals.fake_llm import ASGIStreamTransport, Recorded, Reply, ScriptedLLM
 from training.bfcl_episodes import bfcl_episode
-from training.episodes import Episode, Move, Results, Split, TurnPlan, episode
+from training.episodes import Episode, Move, Results, Split, TurnPlan, episode, failed
 
 # A call the worker refused (an error block follows it) did not happen: only the others count.
 _ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
@@ -235,7 +235,7 @@ class Teacher:
     @staticmethod
     def _needs_failed(move: Move, results: Results) -> bool:
         needs = set(move.needs) | (references(move.action.arguments) if isinstance(move.action, ToolCall) else set())
-        return any(isinstance(results.get(i), dict) and "error" in results[i] for i in needs)
+        return any(failed(results.get(i)) for i in needs)
 
     def _changes_state(self, action: ToolCall | Remove) -> bool:
         return isinstance(action, ToolCall) and action.name not in self.safe
