@@ -52,7 +52,7 @@ from evals.demo_suite import normalize
 from evals.fake_llm import ASGIStreamTransport, ScriptedLLM
 from evals.simulated_user import SimulatedUser
 from training.episodes import Episode, Split, TurnPlan
-from training.generate import BFCL_SHARE, Teacher, catalog_for, draw
+from training.generate import BFCL_SHARE, RESULT, Teacher, catalog_for, draw
 
 Pace = Literal["model", "wall"]
 STALL_S = 240.0  # a turn takes 10-30 s here, at the reference pace
@@ -235,8 +235,9 @@ def owns_failure(trace: str) -> bool | None:
     """Whether a turn's answer says that the last result before it failed; None where it did not fail
     (or there was no result, or no answer)."""
     at = trace.rfind("<answer>")
-    results = re.findall(r'<tool_result id="\d+">(.*?)</tool_result>', trace[:at], re.S) if at >= 0 else []
-    if not results or not results[-1].startswith('{"error"'):
+    results = RESULT.findall(trace[:at]) if at >= 0 else []
+    # (read as text: a client's result need not be JSON)
+    if not results or not results[-1][1].startswith('{"error"'):
         return None
     return bool(_OWNS_FAILURE.search(trace[at:]))
 

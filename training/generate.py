@@ -39,7 +39,7 @@ from training.episodes import Episode, Move, Results, Split, TurnPlan, episode, 
 # A call the worker refused (an error block follows it) did not happen: only the others count.
 _ISSUED = re.compile(r"<tool_call>((?:(?!</tool_call>).)*)</tool_call>(?!\s*<error>)", re.S)
 _REFUSED = re.compile(r"</tool_call>\s*<error>")
-_RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)
+RESULT = re.compile(r'<tool_result id="(\d+)">(.*?)</tool_result>', re.S)  # a result the runtime injected
 # One think per kind of step that carries no value: the first token after "partial:" / "final:" is the
 # decision, and synonyms would split its probability (a greedy decoder then picks whichever single
 # token is largest) and put noise the model cannot learn on the most weighted tokens. No think before
@@ -59,9 +59,8 @@ ARGUMENT_SLIP_SHARE = 0.5  # of the slips that are no chain's skipped call: anot
 # `product` on held-out wordings and repeated the same think and call after the error until the turn ran
 # out, having seen only a slip of the name (`subtracts`) under a right think.
 SPOKEN_SLIP_SHARE = 0.5
-_PLAIN = frozenset("what what's whats with that this from please thanks thank could would about there have your "
-                   "will much many when then okay also right alright sorry mean wait like just know they them "
-                   "it's into for".split())
+_PLAIN = frozenset("what with that this from please thanks thank could would about there have your will much "
+                   "many when then okay also right alright sorry mean wait like just know they them into".split())
 
 
 @dataclass
@@ -228,7 +227,7 @@ class Teacher:
         previous, this = self.plan.moves[done - 1], self.plan.moves[done]
         if (not isinstance(previous.action, ToolCall) or previous.until is not None
                 or previous.action.id == this.action.id or previous.action.id not in results
-                or not _RESULT.search(trace, last_call)):
+                or not RESULT.search(trace, last_call)):
             return ""
         return _item(previous) + " done; "
 
@@ -242,7 +241,7 @@ class Teacher:
 
     @staticmethod
     def _results(trace: str) -> Results:
-        return {int(i): json.loads(body) for i, body in _RESULT.findall(trace)}
+        return {int(i): json.loads(body) for i, body in RESULT.findall(trace)}
 
     @staticmethod
     def _live(trace: str) -> dict[int, int]:
@@ -259,7 +258,7 @@ class Teacher:
     @classmethod
     def _all_results_in(cls, trace: str) -> bool:
         """Every live call's latest version has its result after it in the trace."""
-        return all(any(int(r.group(1)) == i and r.start() > at for r in _RESULT.finditer(trace))
+        return all(any(int(r.group(1)) == i and r.start() > at for r in RESULT.finditer(trace))
                    for i, at in cls._live(trace).items())
 
     def _reply(self, final: bool, think: str, action: Any) -> Reply:
