@@ -30,6 +30,7 @@ from agent.events import (
 from agent.graph import Call, ToolGraph
 from agent.ledger import ANSWER_START, FINAL, FIRST_TOKEN, LLM_REQUEST, PARTIAL, TOOL, TURN_END, TurnLedger
 from agent.llm import LLM, Generation, LLMError
+from agent.numerals import written
 from agent.prompt import PromptStyle, action_regex, answer_regex, system_prompt
 from agent.protocol import (
     INTERRUPTED,
@@ -320,7 +321,7 @@ class Turn:
     def _on_user(self, update: TranscriptUpdate) -> None:
         if self.final or self._pending_final is not None:
             return  # words after the final update belong to the next turn
-        text = update.text.strip()
+        text = written(update.text.strip())  # the model reads "the 25th of April" however it was said
         self.ledger.mark(FINAL if update.final else PARTIAL, chars=len(text))
         if not update.final:
             if self.config.mode == "sequential" or text == self.heard:

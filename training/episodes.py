@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agent import numerals
+from agent.numerals import MONTHS, written
 from agent.protocol import Remove, ToolCall
 from agent.tools import Catalog
 from configs.catalogs.demo import CATALOG, DemoState
@@ -126,12 +128,7 @@ POOLS: dict[Split, Pools] = {
 }
 
 CONDITIONS = ("sunny", "light rain", "overcast", "windy", "clear", "fog", "snow", "thunderstorms", "cloudy")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
-            "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
-            "eighteenth", "nineteenth", "twentieth", "twenty first", "twenty second", "twenty third",
-            "twenty fourth", "twenty fifth", "twenty sixth", "twenty seventh", "twenty eighth")
+ORDINALS = tuple(sorted(numerals.ORDINALS, key=numerals.ORDINALS.__getitem__))  # "first" ... "thirty first"
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 10: "ten", 15: "fifteen", 20: "twenty",
            25: "twenty five", 30: "thirty", 40: "forty", 45: "forty five", 60: "sixty", 90: "ninety"}
 FILLERS = ("um", "uh", "hmm", "like", "so")
@@ -206,11 +203,13 @@ class Builder:
             self.state.weather[city.lower()] = weather
         return city
 
-    def date(self) -> tuple[str, str]:
+    def date(self) -> tuple[str, str, str]:
+        """A day as said ("the twenty fifth of April"), as the model reads it ("the 25th of April": the
+        worker writes numbers as digits) and as the tools take it."""
         month, day = self.rng.randrange(1, 13), self.rng.randrange(1, 29)
         spoken = self.rng.choice([f"{MONTHS[month - 1]} {ORDINALS[day - 1]}", f"the {ORDINALS[day - 1]} of "
                                   f"{MONTHS[month - 1]}"])
-        return spoken, f"2026-{month:02d}-{day:02d}"
+        return spoken, written(spoken), f"2026-{month:02d}-{day:02d}"
 
     def minutes(self) -> tuple[str, int]:
         n = self.rng.choice(list(NUMBERS))
@@ -418,7 +417,7 @@ def message(b: Builder, *, correction: bool = False) -> TurnPlan:
 
 
 def calendar(b: Builder) -> TurnPlan:
-    spoken, date = b.date()
+    spoken, heard, date = b.date()
     events = [{"id": len(b.state.calendar) + 1, "title": b.rng.choice(POOLS[b.split].titles).format(name="Sam"),
                "date": date, "time": f"{b.rng.randrange(8, 19):02d}:00"} for _ in range(b.rng.randrange(0, 3))]
     b.state.calendar += events
@@ -435,18 +434,18 @@ def calendar(b: Builder) -> TurnPlan:
     words = said(b.split, b.rng, text)
     # The think says the date as heard, then as the tool wants it: the conversion is then made next to
     # its words (run 14 got four held-out dates wrong in 59 turns, 2026-04-10 for "April twentieth").
-    moves = [Move(len(words), f"read the calendar for {spoken}: {date}", ToolCall(1, "read_calendar", {"date": date}))]
+    moves = [Move(len(words), f"read the calendar for {heard}: {date}", ToolCall(1, "read_calendar", {"date": date}))]
 
     def answer(r: Results) -> str:
         if not r[1]:
-            return f"Nothing is planned on {spoken}."
+            return f"Nothing is planned on {heard}."
         return "You have " + " and ".join(f"{e['title']} at {e['time']}" for e in r[1]) + "."
 
     return TurnPlan(words, moves, answer, kind="calendar")
 
 
 def event(b: Builder) -> TurnPlan:
-    spoken_date, date = b.date()
+    spoken_date, heard_date, date = b.date()
     spoken_time, time = b.clock_time()
     title = b.rng.choice(b.pools.titles).format(name=b.pick("first_names"))
     text = b.phrase([f"add {title} on {spoken_date} at {spoken_time}",
@@ -466,10 +465,10 @@ def event(b: Builder) -> TurnPlan:
                      f"save {title} on {spoken_date} at {spoken_time} in my calendar"],
                     [f"book {title} for {spoken_date} at {spoken_time}"])
     words = said(b.split, b.rng, text)
-    moves = [Move(len(words), f"create {title} on {spoken_date} at {spoken_time}: {date} {time}",
+    moves = [Move(len(words), f"create {title} on {heard_date} at {spoken_time}: {date} {time}",
                   ToolCall(1, "create_event", {"title": title, "date": date, "time": time}))]
     b.expected["calendar"].append({"title": title, "date": date, "time": time})
-    return TurnPlan(words, moves, lambda r: f"I added {title} on {spoken_date} at {spoken_time}.", kind="event")
+    return TurnPlan(words, moves, lambda r: f"I added {title} on {heard_date} at {spoken_time}.", kind="event")
 
 
 def timer(b: Builder) -> TurnPlan:
@@ -544,7 +543,7 @@ def timer_then_message(b: Builder) -> TurnPlan:
 
 def event_then_message(b: Builder) -> TurnPlan:
     """Training only: an event, then a text (see timer_then_message)."""
-    spoken_date, date = b.date()
+    spoken_date, heard_date, date = b.date()
     spoken_time, time = b.clock_time()
     title = b.rng.choice(b.pools.titles).format(name=b.pick("first_names"))
     c, first, body = _recipient(b)
@@ -554,10 +553,10 @@ def event_then_message(b: Builder) -> TurnPlan:
                f"create an event {title} on {spoken_date} at {spoken_time} and send {first} a text that {body}"]
     words = said(b.split, b.rng, b.phrase(options, options), closer=False)
     b.expected["calendar"].append({"title": title, "date": date, "time": time})
-    create = Move(len(words), f"create {title} on {spoken_date} at {spoken_time}: {date} {time}",
+    create = Move(len(words), f"create {title} on {heard_date} at {spoken_time}: {date} {time}",
                   ToolCall(1, "create_event", {"title": title, "date": date, "time": time}))
     return TurnPlan(words, _then_text(b, words, create, c, body),
-                    lambda r: f"I added {title} on {spoken_date} at {spoken_time}, and I texted {first}.",
+                    lambda r: f"I added {title} on {heard_date} at {spoken_time}, and I texted {first}.",
                     kind="event_then_message")
 
 
@@ -565,14 +564,14 @@ def calendar_then_weather(b: Builder) -> TurnPlan:
     """Training only: the calendar read on partial words as the first of two requests. Run 24 began 4 of
     the 9 held-out calendar chains with an event or nothing: a date followed by more words had only
     ever been an event's. The calendar's chain with a text stays held out."""
-    spoken, date = b.date()
+    spoken, heard, date = b.date()
     city = b.city()
     options = [f"check my calendar for {spoken} and the weather in {city}",
                f"what's on my calendar on {spoken}, and how is the weather in {city}",
                f"read my schedule for {spoken} then tell me the weather in {city}",
                f"do I have anything on {spoken}, and is it raining in {city}"]
     words = said(b.split, b.rng, b.phrase(options, options))
-    moves = [Move(first_index(words, *spoken.split()), f"read {spoken}: {date}",
+    moves = [Move(first_index(words, *spoken.split()), f"read {heard}: {date}",
                   ToolCall(1, "read_calendar", {"date": date})),
              Move(first_index(words, city), f"weather in {city}", ToolCall(2, "get_weather", {"city": city}))]
     return TurnPlan(words, moves, lambda r: f"You have {len(r[1])} events that day. {_answer_weather(r[2])}",
@@ -580,12 +579,12 @@ def calendar_then_weather(b: Builder) -> TurnPlan:
 
 
 def calendar_then_message(b: Builder) -> TurnPlan:
-    spoken, date = b.date()
+    spoken, heard, date = b.date()
     c, first, body = _recipient(b)
     text = b.phrase([f"check my calendar for {spoken} and text {first} that {body}"],
                     [f"look at {spoken} on my calendar and message {first} that {body}"])
     words = words_of(text)
-    lookup = Move(first_index(words, *spoken.split()), f"read {spoken}: {date}",
+    lookup = Move(first_index(words, *spoken.split()), f"read {heard}: {date}",
                   ToolCall(1, "read_calendar", {"date": date}))
     return TurnPlan(words, _then_text(b, words, lookup, c, body),
                     lambda r: f"You have {len(r[1])} events that day, and I texted {first}.",

@@ -28,6 +28,7 @@ from agent.clock import run_virtual
 from agent.events import TranscriptUpdate, TurnStatus
 from agent.ledger import FINAL, TOOL
 from agent.llm import OpenAICompatibleLLM
+from agent.numerals import written
 from agent.prompt import PromptStyle
 from agent.protocol import Answer, Pause, Remove, Think, ToolCall, format_element
 from agent.tools import Catalog, Tool, ToolBox, references
@@ -100,6 +101,7 @@ class Teacher:
         # Where this turn's wrong steps start in its trace: context, not targets.
         self.masked: set[int] = set()
         self.skipped: set[int] = set()  # this turn's guesses (move indexes) left out, already settled
+        self.prefixes: dict[str, int] = {}
 
     def start(self, turn: Turn, plan: TurnPlan) -> None:
         """A new turn. Some turns hold every call back to the final update, so that the model learns to
@@ -111,6 +113,12 @@ class Teacher:
         self.speculate = revises or self.rng.random() >= LATE_SHARE
         self.slip = self.rng.random() < self.slip_share
         self.skipped = set()
+        # The worker writes spoken numbers as digits ("twenty fifth" as "25th"): what it has told the
+        # model is mapped back to how many of the plan's words were said.
+        self.prefixes = {written(" ".join(plan.words[:n])): n for n in range(len(plan.words) + 1)}
+
+    def _said(self, told: str) -> int:
+        return self.prefixes.get(told, len(told.split()))
 
     def __call__(self, rec: Recorded) -> Reply:
         assert self.turn is not None and self.plan is not None
@@ -119,7 +127,7 @@ class Teacher:
         done = len(_ISSUED.findall(trace)) + len(self.skipped)
         final = self.turn.final
         # (`heard` holds the partial updates only: the final one may bring words no partial did.)
-        heard = len((self.turn.final_text if final else self.turn.heard).split())
+        heard = self._said(self.turn.final_text if final else self.turn.heard)
         results = self._results(trace)
         while done < len(self.plan.moves) and self._needs_failed(self.plan.moves[done], results):
             self.skipped.add(done)  # a call whose input failed is not made; the answer says so

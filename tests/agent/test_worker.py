@@ -506,6 +506,20 @@ def test_partial_updates_send_new_words_and_rewrites_in_full():
                       "<partial_query_update>text Joan</partial_query_update>"]
 
 
+def test_the_model_reads_spoken_dates_and_counts_as_digits():
+    """"the twenty fifth of April" reaches the model as "the 25th of April" (as faster-whisper writes
+    it), partial and final; a partial that stops inside the number is restated once it is complete."""
+    h = harness(lambda rec: Reply(step("wait", Pause())) if "<final" not in rec.prefix
+                else Reply(step("ok", Answer("Okay."))))
+    timeline = [(0, partial("am I free on the twenty")), (1, partial("am I free on the twenty fifth of April")),
+                (2, final("am I free on the twenty fifth of April, ten minutes"))]
+    run_virtual(h.turn(timeline))
+    blocks = [b for b in h.requests[-1].prefix.split("\n") if "query_update>" in b]
+    assert blocks == ["<partial_query_update>am I free on the twenty</partial_query_update>",
+                      "<partial_query_update>am I free on the 25th of April</partial_query_update>",
+                      "<final_query_update>am I free on the 25th of April, 10 minutes</final_query_update>"]
+
+
 def test_openai_backend_sends_the_trace_as_a_user_message_without_constraints():
     h = harness(lambda rec: Reply(step("ok", Answer("Hi."))))
     h.session.llm.backend = "openai"  # type: ignore[attr-defined]

@@ -175,6 +175,27 @@ def test_a_guess_is_made_only_on_a_value_a_word_followed_and_not_once_the_words_
     assert guessed and direct
 
 
+def test_a_date_is_read_and_thought_in_digits_and_its_calls_wait_for_the_words_as_said():
+    """The worker writes "the twenty fifth of April" as "the 25th of April"; the think repeats the day as
+    read next to the date the tool takes ("the 25th of April: 2026-04-25"), and the teacher still counts
+    the words as said: a calendar read on partial words waits for a word after the day."""
+    days = soon = 0
+    for sample in of_kind("calendar", 12) + of_kind("event", 12) + of_kind("calendar_then_weather", 60):
+        text = text_of(sample)[sample.meta["history_chars"]:]
+        assert not re.search(r"(?i)\b(?:first|second|third|[a-z]+th) of [A-Z]", text), text
+        for m in re.finditer(r"<think>(?:partial|final): [^<:]*?(\d+)(?:st|nd|rd|th)(?: of)? ?(\w*)[^<:]*: "
+                             r"2026-(\d\d)-(\d\d)", text):
+            days += 1
+            assert int(m.group(1)) == int(m.group(4)), m.group(0)
+        for m in re.finditer(r"<think>partial: [^<]*</think>\n<tool_call>[^\n]*read_calendar", text):
+            heard = " ".join(re.findall(r"<partial_query_update>([^<]*)</", text[:m.start()]))
+            *_, day, rest = re.split(r"(\d+)(?:st|nd|rd|th)(?: of [A-Z]\w+)?,?", heard)
+            assert len(rest.split()) >= LOOKAHEAD_WORDS, heard  # a word came after the day
+            # and not two after "twenty fifth", said as two words and read as one
+            soon += int(day) > 20 and len(rest.split()) == LOOKAHEAD_WORDS
+    assert days >= 60 and soon, (days, soon)
+
+
 def test_a_call_on_partial_words_waits_for_a_word_after_its_values(train):
     """"weather in Fort" is a city still being said: a lookup on partial words is made once a word
     follows each value it carries that was said as such (a date is said otherwise)."""
