@@ -242,6 +242,17 @@ def owns_failure(trace: str) -> bool | None:
     return bool(_OWNS_FAILURE.search(trace[at:]))
 
 
+_CALL = re.compile(r"<tool_call>\s*\{(?:(?!</tool_call>).)*</tool_call>(?!\s*<error>)", re.S)
+
+
+def called_early(trace: str) -> bool:
+    """Whether a call (not a withdrawal, not one the worker refused) went out before the final update:
+    the speculation that saves the user's time. What is scored is the calls as they finally stand, which
+    a model that waits for the final update gets as right."""
+    final = trace.find("<final_query_update>")
+    return any(m.start() < final for m in _CALL.finditer(trace)) if final >= 0 else False
+
+
 def summarize(scores: list[TurnScore]) -> dict[str, Any]:
     episodes: dict[int, list[TurnScore]] = {}
     for s in scores:
@@ -251,6 +262,7 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
     corrections = [s for s in scores if s.kind in ("correction", "changed_mind")]
     bfcl = [s for s in scores if s.kind.startswith("bfcl_")]
     owned = [o for o in (owns_failure(s.trace) for s in scores) if o is not None]
+    calling = [s for s in scores if s.gold]
     return {
         "episodes": len(episodes), "turns": len(scores),
         "well_formed_episodes": sum(all(t.well_formed for t in ts) for ts in episodes.values()) / max(len(episodes), 1),
@@ -264,6 +276,8 @@ def summarize(scores: list[TurnScore]) -> dict[str, Any]:
         "unsafe_started_early": sum(s.unsafe_started_early for s in scores),
         "stalled_turns": sum(s.status == "stalled" for s in scores),
         "failures_owned": f"{sum(owned)}/{len(owned)}",  # answers after a failed result that say it failed
+        # turns that made a call on partial words, of those that need one
+        "called_early": f"{sum(called_early(s.trace) for s in calling)}/{len(calling)}",
         "seconds_per_turn": round(sum(s.seconds for s in scores) / n, 1),
         # kind: "well-formed/first call right/exact of turns", where one held-out wording per kind decides
         "by_kind": {k: "/".join(str(sum(getattr(s, f) for s in scores if s.kind == k))

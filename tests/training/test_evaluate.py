@@ -11,6 +11,7 @@ from training.evaluate import (
     REFERENCE_TOKENS_PER_S,
     STEP_TOKENS,
     MeteredLLM,
+    called_early,
     episode_set,
     evaluate_teacher,
     owns_failure,
@@ -29,6 +30,9 @@ def test_the_teacher_as_the_model_scores_full_marks_on_the_held_out_set():
             if not (s.well_formed and s.first_call_right and s.sequence_exact)]
     assert not lost
     assert report["unsafe_issued_early"] == report["unsafe_started_early"] == 0
+    early, needing = map(int, report["called_early"].split("/"))
+    # (about half: the rest end with their last value, or hold a send to the final update)
+    assert needing == sum(bool(s.gold) for s in scores) and 0.3 * needing < early < 0.7 * needing
 
 
 def test_the_meter_measures_the_models_first_token_delay_and_decode_speed():
@@ -67,3 +71,14 @@ def test_an_answer_after_a_failed_result_is_scored_by_whether_it_says_so():
     fine = failed.replace('{"error": "no weather data for \'Atlantis\'"}', '{"city": "Atlantis"}')
     assert owns_failure(fine + "<answer>It is 20 degrees.</answer>\n") is None
     assert owns_failure(failed) is None  # no answer yet
+
+
+def test_a_call_counts_as_early_if_it_went_out_before_the_final_update_and_was_not_refused():
+    call = '<tool_call>{"id": 1, "name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>\n'
+    final = "<final_query_update>weather in Oslo today</final_query_update>\n"
+    partial = "<partial_query_update>weather in Oslo today</partial_query_update>\n"
+    assert called_early(partial + "<think>partial: weather in Oslo</think>\n" + call + final)
+    assert not called_early(partial + final + "<think>final: weather in Oslo</think>\n" + call)
+    assert not called_early(partial + call + "<error>unknown tool</error>\n" + final)
+    assert not called_early(partial + '<tool_call>REMOVE 1</tool_call>\n' + final)
+    assert not called_early(partial + call)  # the user never finished
