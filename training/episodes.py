@@ -254,7 +254,9 @@ def first_index(words: list[str], *needles: str) -> int:
 # start differently). Neither list may make a held-out wording (the test on held-out wordings checks).
 OPENERS = ("hey,", "okay,", "so", "alright,", "oh,", "right,", "and", "also,", "hi,", "one more thing,", "okay so",
            "sorry,", "hmm,", "quick one,")
-CLOSERS = ("please", "thanks", "thank you", "if you can", "when you get a chance", "okay?")
+# (each with what joins it; "for me" closes any request: run 33 read "check Google shares for me" as
+# "watch Google for me", the one training request that ended so)
+CLOSERS = (", please", ", thanks", ", thank you", ", if you can", ", when you get a chance", ", okay?", " for me")
 OPENER_SHARE, CLOSER_SHARE = 0.25, 0.2
 # Self-corrections in training; the held-out split says "no," (one of them).
 CORRECTIONS = ("no,", "sorry,", "I mean", "no wait,", "sorry, I meant", "oops,", "no, I mean")
@@ -281,7 +283,8 @@ def said(split: Split, rng: random.Random, text: str, closer: bool = True) -> li
         if rng.random() < OPENER_SHARE:
             text = f"{rng.choice(OPENERS)} {text}"
         if closer and rng.random() < CLOSER_SHARE:
-            text = f"{text}, {rng.choice(CLOSERS)}"
+            courtesy = rng.choice(CLOSERS)
+            text += "" if text.endswith(courtesy.lstrip(", ")) else courtesy  # not "for me for me"
     return words_of(text)
 
 
@@ -429,7 +432,11 @@ def calendar(b: Builder) -> TurnPlan:
                      # the date before "on my calendar" too: run 27 created events for held-out requests
                      # that named the day first and the calendar after it
                      f"what's {spoken} like on my calendar", f"what does {spoken} hold on my calendar",
-                     f"tell me about {spoken} on my calendar"],
+                     f"tell me about {spoken} on my calendar",
+                     # and an imperative before it: run 33 made events of "look at March fifth on my
+                     # calendar and message ..." (the date and "on my calendar" were an event's, with a verb)
+                     f"pull up {spoken} on my calendar", f"open {spoken} on my calendar",
+                     f"bring up {spoken} on my calendar"],
                     [f"am I free on {spoken}"])
     words = said(b.split, b.rng, text)
     # The think says the date as heard, then as the tool wants it: the conversion is then made next to

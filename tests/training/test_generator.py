@@ -440,7 +440,7 @@ def test_heldout_phrasings_never_occur_in_training(train):
 def test_training_requests_vary_how_they_open_and_close(train):
     finals = [m.group(1) for x in train for m in re.finditer(r"<final_query_update>([^<]*)</final", text_of(x))]
     opened = [f for f in finals if any(f.startswith(o + " ") for o in OPENERS)]
-    closed = [f for f in finals if any(f.endswith(", " + c) for c in CLOSERS)]
+    closed = [f for f in finals if f.endswith(CLOSERS)]
     assert len(opened) > 0.12 * len(finals) and len(closed) > 0.08 * len(finals)
     # A message body is free text to the end of the request: no courtesy runs into it.
     for x in (x for x in train if x.kind == "message"):
