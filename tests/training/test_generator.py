@@ -1,6 +1,7 @@
 """The clock-based trajectory generator: real worker, graph and formatter on the virtual clock."""
 
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -10,6 +11,7 @@ import pytest
 from agent.clock import run_virtual
 from agent.protocol import ActionParser, Answer, Parsed, ParseError, Pause, Remove, Think, ToolCall
 from training import episodes, values
+from training import generate as generate_module
 from training.bfcl_episodes import CITY_PAIRS, COMPANIES, bfcl_episode
 from training.episodes import CLOSERS, HELDOUT_ONLY, KINDS, OPENERS, POOLS, Builder, Episode, draw_value, episode
 from training.evaluate import episode_set
@@ -194,6 +196,24 @@ def test_a_date_is_read_and_thought_in_digits_and_its_calls_wait_for_the_words_a
             # and not two after "twenty fifth", said as two words and read as one
             soon += int(day) > 20 and len(rest.split()) == LOOKAHEAD_WORDS
     assert days >= 60 and soon, (days, soon)
+
+
+def test_a_late_turns_waits_where_a_call_was_due_are_not_trained(monkeypatch):
+    """A turn whose calls all wait for the final update teaches catching up after it; its "listening"
+    steps once the call could have gone out are context, or they teach holding back calls."""
+    monkeypatch.setattr(generate_module, "LATE_SHARE", 1.0)
+    held = 0
+    for sample in of_kind("message", 16):
+        text = text_of(sample)
+        name = re.search(r'"lookup_contact", "arguments": \{"name": "([^"]+)"', text).group(1)
+        assert text.find("<tool_call>") > text.find("<final_query_update>")  # late: nothing before the final
+        ends = list(itertools.accumulate(len(span) for span, _ in sample.spans))
+        for m in re.finditer(r"<think>partial: listening</think>", text):
+            heard = " ".join(re.findall(r"<partial_query_update>([^<]*)</", text[:m.start()]))
+            if re.search(rf"\b{name}\S*\s+\S", heard):  # the name and a word after it: the lookup was due
+                held += 1
+                assert not sample.spans[next(i for i, end in enumerate(ends) if end > m.start())][1], text
+    assert held >= 8, held
 
 
 def test_a_call_on_partial_words_waits_for_a_word_after_its_values(train):
